@@ -1,0 +1,210 @@
+"""Campaign document: request and response (DESIGN.md, "Campaign document")."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+
+from .common import KEY_PATTERN, SLUG_PATTERN, Rfc3339
+
+VOTER_ID_KINDS = ("cn_mobile", "cn_resident_id", "member_code")
+CHANNELS = ("kiosk", "web")
+VOTE_SCORES = ("max", "approval_rate", "share", "rank_points", "log")
+AGGREGATES = ("mean", "trimmed_mean", "median")
+CALIBRATIONS = ("none", "zscore", "additive")
+TIE_RULES = ("votes", "expert", "reviews", "cost", "lot")
+RULES = ("top", "greedy_budget", "greedy_budget_no_skip", "equal_shares")
+BUDGET_RULES = ("greedy_budget", "greedy_budget_no_skip", "equal_shares")
+
+# Fields of each section that stay editable after the rules lock (texts and windows).
+UNLOCKED = {
+    "voting": {"opens_at", "closes_at", "kiosk_grace_hours"},
+    "review": {"opens_at", "closes_at"},
+    "results": {"live", "auto_publish"},
+}
+
+
+def _window(data, section):
+    opens, closes = data.get("opens_at"), data.get("closes_at")
+    if opens and closes and closes <= opens:
+        raise ValidationError(
+            f"{section} 的结束时间须晚于开始时间 / closes_at must be after opens_at",
+            "closes_at",
+        )
+
+
+class VotingSchema(Schema):
+    opens_at = Rfc3339(allow_none=True, load_default=None)
+    closes_at = Rfc3339(allow_none=True, load_default=None)
+    min_choices = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
+    max_choices = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
+    limit = fields.String(load_default="once", validate=validate.OneOf(("once", "daily")))
+    voter_id = fields.String(load_default="cn_mobile", validate=validate.OneOf(VOTER_ID_KINDS))
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)),
+        load_default=lambda: ["kiosk", "web"],
+        validate=validate.Length(min=1),
+    )
+    kiosk_grace_hours = fields.Float(load_default=24, validate=validate.Range(min=0, max=24 * 14))
+
+    @validates_schema
+    def check(self, data, **kwargs):
+        _window(data, "voting")
+        if data.get("min_choices", 1) > data.get("max_choices", 1):
+            raise ValidationError(
+                "最少选择数不能大于最多选择数 / min_choices must not exceed max_choices",
+                "min_choices",
+            )
+        if len(set(data.get("channels", []))) != len(data.get("channels", [])):
+            raise ValidationError("渠道重复 / duplicate channel", "channels")
+
+
+class CriterionSchema(Schema):
+    key = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
+    label = fields.String(load_default="", validate=validate.Length(max=200))
+    max_points = fields.Float(
+        required=True, validate=validate.Range(min=0, min_inclusive=False, max=10000)
+    )
+    weight = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=1000))
+
+
+class ReviewSchema(Schema):
+    opens_at = Rfc3339(allow_none=True, load_default=None)
+    closes_at = Rfc3339(allow_none=True, load_default=None)
+    min_reviews = fields.Integer(load_default=3, validate=validate.Range(min=0, max=1000))
+    aggregate = fields.String(load_default="trimmed_mean", validate=validate.OneOf(AGGREGATES))
+    calibration = fields.String(load_default="none", validate=validate.OneOf(CALIBRATIONS))
+    recuse_same_area = fields.Boolean(load_default=True)
+    criteria = fields.List(fields.Nested(CriterionSchema), load_default=list)
+
+    @validates_schema
+    def check(self, data, **kwargs):
+        _window(data, "review")
+        keys = [c["key"] for c in data.get("criteria", [])]
+        if len(keys) != len(set(keys)):
+            raise ValidationError("评分项 key 重复 / criteria keys must be unique", "criteria")
+        criteria = data.get("criteria", [])
+        if criteria and not any(c["weight"] > 0 for c in criteria):
+            raise ValidationError(
+                "至少一个评分项权重须大于零 / a criterion needs weight > 0", "criteria"
+            )
+
+
+class RankingSchema(Schema):
+    public_weight = fields.Float(load_default=0.3, validate=validate.Range(min=0, max=1000))
+    expert_weight = fields.Float(load_default=0.7, validate=validate.Range(min=0, max=1000))
+    vote_score = fields.String(load_default="max", validate=validate.OneOf(VOTE_SCORES))
+    tie_break = fields.List(
+        fields.String(validate=validate.OneOf(TIE_RULES)),
+        load_default=lambda: list(TIE_RULES),
+    )
+
+    @validates_schema
+    def check(self, data, **kwargs):
+        if data.get("public_weight", 0) == 0 and data.get("expert_weight", 0) == 0:
+            raise ValidationError(
+                "公众与专家权重不能同时为零 / public_weight and expert_weight cannot both be zero",
+                "expert_weight",
+            )
+        chain = data.get("tie_break", [])
+        if len(chain) != len(set(chain)):
+            raise ValidationError("平局规则重复 / duplicate tie-break rule", "tie_break")
+
+
+class QuotaSchema(Schema):
+    min = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    max = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0))
+
+    @validates_schema
+    def check(self, data, **kwargs):
+        if data.get("max") is not None and data["min"] > data["max"]:
+            raise ValidationError("min 不能大于 max / min must not exceed max", "min")
+
+
+class SelectionSchema(Schema):
+    rule = fields.String(load_default="top", validate=validate.OneOf(RULES))
+    winners = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
+    budget = fields.Float(
+        allow_none=True, load_default=None, validate=validate.Range(min=0, min_inclusive=False)
+    )
+    categories = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=100)),
+        values=fields.Nested(QuotaSchema),
+        load_default=dict,
+    )
+    max_per_area = fields.Integer(
+        allow_none=True, load_default=None, validate=validate.Range(min=1)
+    )
+    award = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
+
+    @validates_schema
+    def check(self, data, **kwargs):
+        rule = data.get("rule", "top")
+        if rule in BUDGET_RULES and data.get("budget") is None:
+            raise ValidationError(f"规则 {rule} 需要预算 / rule {rule} needs a budget", "budget")
+        if rule == "top" and data.get("winners") is None:
+            raise ValidationError("规则 top 需要入选数 / rule top needs winners", "winners")
+        quotas = data.get("categories") or {}
+        if quotas and rule != "top":
+            raise ValidationError(
+                "类别配额仅适用于 top 规则 / category quotas apply to rule top only", "categories"
+            )
+        winners = data.get("winners")
+        if quotas and winners is not None:
+            minima = sum(q.get("min", 0) for q in quotas.values())
+            if minima > winners:
+                raise ValidationError(
+                    f"各类别最少名额之和 {minima} 超过入选数 {winners} / "
+                    f"category minima ({minima}) exceed winners ({winners})",
+                    "categories",
+                )
+
+
+class ResultsSchema(Schema):
+    live = fields.Boolean(load_default=False)
+    auto_publish = fields.Boolean(load_default=True)
+
+
+class CampaignSchema(Schema):
+    slug = fields.String(required=True, validate=validate.Regexp(SLUG_PATTERN))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    description = fields.String(
+        allow_none=True, load_default=None, validate=validate.Length(max=20000)
+    )
+    timezone = fields.String(load_default="Asia/Shanghai")
+    voting = fields.Nested(VotingSchema, load_default=lambda: VotingSchema().load({}))
+    review = fields.Nested(ReviewSchema, load_default=lambda: ReviewSchema().load({}))
+    ranking = fields.Nested(RankingSchema, load_default=lambda: RankingSchema().load({}))
+    selection = fields.Nested(SelectionSchema, required=True)
+    results = fields.Nested(ResultsSchema, load_default=lambda: ResultsSchema().load({}))
+    # Server-side fields.
+    status = fields.String(dump_only=True)
+    rules_locked = fields.Boolean(dump_only=True)
+    entries_count = fields.Integer(dump_only=True)
+    created_at = Rfc3339(dump_only=True)
+    updated_at = Rfc3339(dump_only=True)
+
+    @validates("timezone")
+    def check_timezone(self, value, **kwargs):
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError(f"未知时区 / unknown timezone: {value}") from exc
+
+    @validates_schema
+    def check(self, data, **kwargs):
+        ranking = data.get("ranking") or {}
+        review = data.get("review") or {}
+        if ranking.get("expert_weight", 0.7) > 0 and not review.get("criteria"):
+            raise ValidationError(
+                "专家权重大于零时须设置评分细则 / expert_weight > 0 needs review.criteria",
+                "review",
+            )
+
+
+class CampaignPatchSchema(Schema):
+    """A PATCH is a partial campaign document; it is merged, then validated whole."""
+
+    class Meta:
+        unknown = "include"

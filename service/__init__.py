@@ -1,0 +1,98 @@
+"""Votes: a voting and project-selection service (public vote + expert review)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from sqlalchemy import event
+
+from .config import Config, instance_dir
+from .extensions import babel, csrf, db, limiter, migrate
+
+
+def select_locale() -> str:
+    from flask import session
+
+    lang = request.args.get("lang") or session.get("lang")
+    if lang in ("en", "zh"):
+        session["lang"] = lang
+    return "en" if session.get("lang") == "en" else "zh_Hans_CN"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config()
+    app = Flask(__name__, instance_path=str(instance_dir()))
+    app.config.from_object(config)
+    app.json.ensure_ascii = False
+
+    if not app.config.get("REDIS_URL"):
+        from .redis_conn import ensure_embedded_redis
+
+        app.config["REDIS_URL"] = ensure_embedded_redis()
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
+    # A Redis outage must not stop voting: the database is the source of truth.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    with app.app_context():
+        _configure_sqlite(app)
+
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from .api import register_api
+
+    register_api(app)
+    # The JSON API authenticates with bearer tokens, not cookies: CSRF does not apply.
+    for name in list(app.blueprints):
+        if name not in ("web", "health"):
+            csrf.exempt(app.blueprints[name])
+
+    from .health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+
+    from .web import bp as web_bp
+
+    app.register_blueprint(web_bp)
+
+    from .cli import register_cli
+
+    register_cli(app)
+
+    logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def _limiter_uri(url: str) -> str:
+    if url.startswith("unix://"):
+        # limits wants redis+unix:// for unix sockets
+        return "redis+unix://" + url[len("unix://") :]
+    return url
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _configure_sqlite(app: Flask) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+
+    @event.listens_for(db.engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

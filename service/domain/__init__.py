@@ -1,0 +1,1 @@
+"""Domain functions: the rules live here; views parse, call one function, render."""

@@ -1,0 +1,27 @@
+"""The data model, one module per aggregate. Import them all so metadata is complete."""
+
+from .audit import AuditEvent
+from .auth import ApiToken
+from .ballot import Ballot, BallotChoice, Exclusion, Kiosk
+from .campaign import Campaign, Criterion, Entry
+from .publication import NightlyMark, Publication, RankingRun
+from .review import Assignment, Expert, Score, ScoreHistory
+
+__all__ = [
+    "ApiToken",
+    "Assignment",
+    "AuditEvent",
+    "Ballot",
+    "BallotChoice",
+    "Campaign",
+    "Criterion",
+    "Entry",
+    "Exclusion",
+    "Expert",
+    "Kiosk",
+    "NightlyMark",
+    "Publication",
+    "RankingRun",
+    "Score",
+    "ScoreHistory",
+]

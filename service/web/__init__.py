@@ -1,0 +1,7 @@
+"""HTML pages: no JavaScript needed, no external assets."""
+
+from flask import Blueprint
+
+bp = Blueprint("web", __name__, template_folder="../templates")
+
+from . import pages  # noqa: E402,F401  (routes register on import)
