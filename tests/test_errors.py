@@ -1,0 +1,81 @@
+"""One error shape for every failure, never a stack trace."""
+
+import pytest
+from flask import Flask
+
+from service.config import TestConfig
+from tests.conftest import ADMIN, error_code
+
+
+def test_unknown_api_path_is_json_404(client):
+    """An unknown API path answers the error shape with not_found."""
+    r = client.get("/api/v1/nothing-here")
+    assert r.status_code == 404 and error_code(r) == "not_found"
+
+
+def test_wrong_method_is_405_with_allow(client):
+    """A wrong method is 405 method_not_allowed and says which methods exist."""
+    r = client.delete("/api/v1/campaigns", headers=ADMIN)
+    assert r.status_code == 405 and error_code(r) == "method_not_allowed"
+    assert "POST" in r.headers["Allow"]
+
+
+def test_oversized_body_is_413(client):
+    """A body over 1 MiB is refused with payload_too_large before it is parsed."""
+    big = b'{"title": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    r = client.post("/api/v1/campaigns", data=big,
+                    headers={**ADMIN, "Content-Type": "application/json"})
+    assert r.status_code == 413 and error_code(r) == "payload_too_large"
+
+
+def test_malformed_json_is_400(client):
+    """Broken JSON is 400 bad_request, not a 500."""
+    r = client.post("/api/v1/campaigns", data=b'{"slug": ',
+                    headers={**ADMIN, "Content-Type": "application/json"})
+    assert r.status_code == 400 and error_code(r) == "bad_request"
+
+
+def test_html_pages_get_html_errors(client):
+    """A browser asking for a missing page gets an HTML page, in Chinese first."""
+    r = client.get("/no-such-page")
+    assert r.status_code == 404
+    assert r.mimetype == "text/html"
+    assert "未找到" in r.get_data(as_text=True)
+
+
+@pytest.fixture
+def crashing_app(app):
+    """The real app factory with one extra route that fails (added before first request)."""
+    from service import create_app
+
+    application: Flask = create_app(TestConfig())
+    application.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @application.get("/api/v1/boom")
+    def boom():
+        from service.extensions import db
+        from service.models import Kiosk
+
+        db.session.add(Kiosk(name="half-written"))
+        db.session.flush()
+        raise RuntimeError("secret internals /etc/passwd")
+
+    yield application
+    with application.app_context():
+        from service.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_unexpected_error_is_500_rolled_back_without_trace(crashing_app, app):
+    """A crash answers 500 internal_error, leaks nothing, and writes nothing."""
+    r = crashing_app.test_client().get("/api/v1/boom")
+    assert r.status_code == 500 and error_code(r) == "internal_error"
+    assert "passwd" not in r.get_data(as_text=True)
+    assert "Traceback" not in r.get_data(as_text=True)
+    with app.app_context():
+        from service.extensions import db
+        from service.models import Kiosk
+
+        assert db.session.query(Kiosk).count() == 0
