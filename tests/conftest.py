@@ -139,7 +139,13 @@ def campaign_doc(slug: str = "c1", **overrides) -> dict:
 
 
 ENTRIES = [
-    {"code": "A01", "title": "24小时热线", "category": "党建引领", "area": "江场西路1366弄", "cost": 1000},
+    {
+        "code": "A01",
+        "title": "24小时热线",
+        "category": "党建引领",
+        "area": "江场西路1366弄",
+        "cost": 1000,
+    },
     {"code": "A02", "title": "团购管理", "category": "团购管理", "area": "龙馨嘉园", "cost": 2000},
     {"code": "A03", "title": "便民配药", "category": "关怀疏导", "area": "海鹰", "cost": 3000},
 ]

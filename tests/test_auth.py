@@ -9,8 +9,12 @@ from tests.conftest import ADMIN, campaign_doc, error_code
 
 def test_admin_endpoints_refuse_missing_and_unknown_tokens(client, clock):
     """No token or an unknown token is 401 unauthorized; nothing is created."""
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
-                    {"Authorization": "Bearer "}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+    ):
         r = client.post("/api/v1/campaigns", json=campaign_doc(), headers=headers)
         assert r.status_code == 401 and error_code(r) == "unauthorized"
         assert r.headers["WWW-Authenticate"] == "Bearer"
@@ -56,6 +60,7 @@ def test_cli_admin_token_works_and_env_token_works(app, client, clock):
     result = runner.invoke(args=["admin", "create-token", "--name", "office"])
     assert result.exit_code == 0, result.output
     token = result.output.strip()
-    r = client.post("/api/v1/campaigns", json=campaign_doc(),
-                    headers={"Authorization": f"Bearer {token}"})
+    r = client.post(
+        "/api/v1/campaigns", json=campaign_doc(), headers={"Authorization": f"Bearer {token}"}
+    )
     assert r.status_code == 201

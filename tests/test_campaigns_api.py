@@ -1,10 +1,10 @@
 """Campaign set-up through the JSON API."""
 
 import pytest
-from tests.conftest import ADMIN, campaign_doc, error_code
 
 from service.extensions import db
 from service.models import AuditEvent
+from tests.conftest import ADMIN, campaign_doc, error_code
 
 
 def test_create_campaign_returns_document_with_defaults(client, clock):
@@ -30,8 +30,12 @@ def test_campaign_status_follows_the_clock(client, clock, make_campaign):
 
     make_campaign()
     seen = []
-    for at in ("2026-11-20T09:00:00+08:00", "2026-11-22T09:00:00+08:00",
-               "2026-11-29T09:00:00+08:00", "2026-12-01T09:00:00+08:00"):
+    for at in (
+        "2026-11-20T09:00:00+08:00",
+        "2026-11-22T09:00:00+08:00",
+        "2026-11-29T09:00:00+08:00",
+        "2026-12-01T09:00:00+08:00",
+    ):
         clock.set(datetime.fromisoformat(at))
         seen.append(client.get("/api/v1/campaigns/c1").json["status"])
     assert seen == ["upcoming", "voting", "review", "closed"]
@@ -63,17 +67,40 @@ def test_duplicate_slug_is_409_slug_taken(client, make_campaign):
         ({"voting": {"min_choices": 4, "max_choices": 3}}, "voting"),
         ({"ranking": {"public_weight": 0, "expert_weight": 0}}, "ranking"),
         ({"ranking": {"public_weight": -1}}, "ranking"),
-        ({"voting": {"opens_at": "2026-11-28T09:00:00+08:00",
-                     "closes_at": "2026-11-21T09:00:00+08:00"}}, "voting"),
+        (
+            {
+                "voting": {
+                    "opens_at": "2026-11-28T09:00:00+08:00",
+                    "closes_at": "2026-11-21T09:00:00+08:00",
+                }
+            },
+            "voting",
+        ),
         ({"voting": {"opens_at": "2026-11-21T09:00:00"}}, "voting"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
-        ({"review": {"criteria": [{"key": "a", "max_points": 10}, {"key": "a", "max_points": 5}]}},
-         "review"),
+        (
+            {
+                "review": {
+                    "criteria": [{"key": "a", "max_points": 10}, {"key": "a", "max_points": 5}]
+                }
+            },
+            "review",
+        ),
         ({"selection": {"rule": "greedy_budget"}}, "selection"),
-        ({"selection": {"rule": "top", "winners": 2,
-                        "categories": {"x": {"min": 2}, "y": {"min": 1}}}}, "selection"),
-        ({"selection": {"rule": "top", "winners": 3, "categories": {"x": {"min": 2, "max": 1}}}},
-         "selection"),
+        (
+            {
+                "selection": {
+                    "rule": "top",
+                    "winners": 2,
+                    "categories": {"x": {"min": 2}, "y": {"min": 1}},
+                }
+            },
+            "selection",
+        ),
+        (
+            {"selection": {"rule": "top", "winners": 3, "categories": {"x": {"min": 2, "max": 1}}}},
+            "selection",
+        ),
         ({"review": {"criteria": []}}, "review"),
         ({"voting": {"voter_id": "email"}}, "voting"),
         ({"voting": {"channels": []}}, "voting"),
@@ -99,8 +126,11 @@ def test_vote_only_campaign_needs_no_rubric(client, clock):
 def test_patch_changes_texts_and_rules_before_lock(client, make_campaign, app):
     """Before any ballot, every field can change; the change is audited."""
     make_campaign()
-    r = client.patch("/api/v1/campaigns/c1", json={"title": "新标题",
-                                                   "voting": {"max_choices": 2}}, headers=ADMIN)
+    r = client.patch(
+        "/api/v1/campaigns/c1",
+        json={"title": "新标题", "voting": {"max_choices": 2}},
+        headers=ADMIN,
+    )
     assert r.status_code == 200, r.json
     assert r.json["title"] == "新标题" and r.json["voting"]["max_choices"] == 2
     assert r.json["voting"]["voter_id"] == "cn_mobile"  # untouched fields kept
@@ -112,8 +142,9 @@ def test_patch_changes_texts_and_rules_before_lock(client, make_campaign, app):
 def test_patch_invalid_merge_is_422_and_changes_nothing(client, make_campaign):
     """A patch that makes the document invalid is refused whole."""
     make_campaign()
-    r = client.patch("/api/v1/campaigns/c1", json={"title": "x", "voting": {"min_choices": 9}},
-                     headers=ADMIN)
+    r = client.patch(
+        "/api/v1/campaigns/c1", json={"title": "x", "voting": {"min_choices": 9}}, headers=ADMIN
+    )
     assert r.status_code == 422
     assert client.get("/api/v1/campaigns/c1").json["title"] == "优秀案例评选"
 
@@ -137,10 +168,19 @@ def _lock(app, slug="c1"):
     with app.app_context():
         c = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
         lock_rules(c)
-        db.session.add(Ballot(id="00000000-0000-4000-8000-000000000001", campaign_id=c.id,
-                              voter_key="k" * 64, dedup_slot="once", channel="web",
-                              cast_at=datetime.now(UTC), content_digest="d" * 64,
-                              receipt="R1", nonce="n"))
+        db.session.add(
+            Ballot(
+                id="00000000-0000-4000-8000-000000000001",
+                campaign_id=c.id,
+                voter_key="k" * 64,
+                dedup_slot="once",
+                channel="web",
+                cast_at=datetime.now(UTC),
+                content_digest="d" * 64,
+                receipt="R1",
+                nonce="n",
+            )
+        )
         db.session.commit()
 
 
@@ -171,8 +211,11 @@ def test_texts_and_closing_times_stay_editable_after_lock(client, make_campaign,
     """After the lock the title and the windows can still change, and extensions are audited."""
     make_campaign()
     _lock(app)
-    r = client.patch("/api/v1/campaigns/c1", json={
-        "title": "延长投票", "voting": {"closes_at": "2026-12-05T18:00:00+08:00"}}, headers=ADMIN)
+    r = client.patch(
+        "/api/v1/campaigns/c1",
+        json={"title": "延长投票", "voting": {"closes_at": "2026-12-05T18:00:00+08:00"}},
+        headers=ADMIN,
+    )
     assert r.status_code == 200, r.json
     assert r.json["voting"]["closes_at"] == "2026-12-05T18:00:00+08:00"
     with app.app_context():

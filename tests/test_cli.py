@@ -17,8 +17,11 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
     slugs = [c["slug"] for c in client.get("/api/v1/campaigns").json]
     assert slugs == ["pengpu-2022-cases", "pengpu-2022-groups", "pengpu-2023-grids"]
     with app.app_context():
-        counts = dict(db.session.execute(
-            select(Campaign.slug, func.count(Entry.id)).join(Entry).group_by(Campaign.slug)).all())
+        counts = dict(
+            db.session.execute(
+                select(Campaign.slug, func.count(Entry.id)).join(Entry).group_by(Campaign.slug)
+            ).all()
+        )
     assert counts == {"pengpu-2022-cases": 37, "pengpu-2022-groups": 90, "pengpu-2023-grids": 24}
     grids = client.get("/api/v1/campaigns/pengpu-2023-grids/entries").json
     titles = " ".join(e["title"] for e in grids)
@@ -32,8 +35,9 @@ def test_campaign_create_and_entries_import_from_files(app, client, tmp_path):
     doc = tmp_path / "c.json"
     doc.write_text(json.dumps(campaign_doc("from-file")), encoding="utf-8")
     csv_file = tmp_path / "e.csv"
-    csv_file.write_text("code,title,summary,category,area,grid,cost\nA1,楼组一,,,,,\n",
-                        encoding="utf-8")
+    csv_file.write_text(
+        "code,title,summary,category,area,grid,cost\nA1,楼组一,,,,,\n", encoding="utf-8"
+    )
     runner = app.test_cli_runner()
     app.config["CLOCK"] = None
     result = runner.invoke(args=["campaign", "create", str(doc)])

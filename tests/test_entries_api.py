@@ -30,14 +30,18 @@ def test_add_one_entry_and_a_list(client, make_campaign):
 def test_code_taken_is_409_and_nothing_added(client, make_campaign):
     """A list with a code that exists (or repeats) is refused whole with code_taken."""
     make_campaign()
-    r = client.post("/api/v1/campaigns/c1/entries",
-                    json=[{"code": "A09", "title": "x"}, {"code": "A01", "title": "y"}],
-                    headers=ADMIN)
+    r = client.post(
+        "/api/v1/campaigns/c1/entries",
+        json=[{"code": "A09", "title": "x"}, {"code": "A01", "title": "y"}],
+        headers=ADMIN,
+    )
     assert r.status_code == 409 and error_code(r) == "code_taken"
     assert r.json["error"]["details"]["codes"] == ["A01"]
-    r = client.post("/api/v1/campaigns/c1/entries",
-                    json=[{"code": "A08", "title": "x"}, {"code": "A08", "title": "y"}],
-                    headers=ADMIN)
+    r = client.post(
+        "/api/v1/campaigns/c1/entries",
+        json=[{"code": "A08", "title": "x"}, {"code": "A08", "title": "y"}],
+        headers=ADMIN,
+    )
     assert r.status_code == 409
     assert codes(client) == ["A01", "A02", "A03"]
 
@@ -45,8 +49,11 @@ def test_code_taken_is_409_and_nothing_added(client, make_campaign):
 def test_invalid_entries_are_422(client, make_campaign):
     """Missing titles, bad codes and negative costs are 422 with the field named."""
     make_campaign(entries=None)
-    for bad, field in (({"code": "A01"}, "title"), ({"code": "含空 格", "title": "x"}, "code"),
-                       ({"code": "A1", "title": "x", "cost": -5}, "cost")):
+    for bad, field in (
+        ({"code": "A01"}, "title"),
+        ({"code": "含空 格", "title": "x"}, "code"),
+        ({"code": "A1", "title": "x", "cost": -5}, "cost"),
+    ):
         r = client.post("/api/v1/campaigns/c1/entries", json=bad, headers=ADMIN)
         assert r.status_code == 422 and field in r.json["error"]["details"]["fields"]
     r = client.post("/api/v1/campaigns/c1/entries", json="A01", headers=ADMIN)
@@ -57,8 +64,11 @@ def test_invalid_entries_are_422(client, make_campaign):
 def test_csv_import_creates_entries(client, make_campaign):
     """A well-formed CSV creates every line, quoted commas included."""
     make_campaign(entries=None)
-    r = client.post("/api/v1/campaigns/c1/entries/import", data=CSV_OK.encode(),
-                    headers={**ADMIN, "Content-Type": "text/csv"})
+    r = client.post(
+        "/api/v1/campaigns/c1/entries/import",
+        data=CSV_OK.encode(),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
     assert r.status_code == 200, r.json
     assert r.json["created"] == 2
     b2 = client.get("/api/v1/campaigns/c1/entries/B02").json
@@ -68,8 +78,11 @@ def test_csv_import_creates_entries(client, make_campaign):
 def test_csv_with_bom_is_accepted(client, make_campaign):
     """A CSV saved by a spreadsheet program (UTF-8 with BOM) imports."""
     make_campaign(entries=None)
-    r = client.post("/api/v1/campaigns/c1/entries/import", data=("\ufeff" + CSV_OK).encode(),
-                    headers={**ADMIN, "Content-Type": "text/csv"})
+    r = client.post(
+        "/api/v1/campaigns/c1/entries/import",
+        data=("\ufeff" + CSV_OK).encode(),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
     assert r.status_code == 200
 
 
@@ -77,8 +90,11 @@ def test_csv_import_is_all_or_nothing_with_line_numbers(client, make_campaign):
     """One bad line means nothing is imported, and every bad line is named."""
     make_campaign(entries=None)
     text = CSV_OK + "B03,,no title,,,,\nB04,ok,,,,,-3\nB01,dup,,,,,\nB05,short\n"
-    r = client.post("/api/v1/campaigns/c1/entries/import", data=text.encode(),
-                    headers={**ADMIN, "Content-Type": "text/csv"})
+    r = client.post(
+        "/api/v1/campaigns/c1/entries/import",
+        data=text.encode(),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
     assert r.status_code == 422 and error_code(r) == "invalid_csv"
     lines = {item["line"]: item["errors"] for item in r.json["error"]["details"]["lines"]}
     assert set(lines) == {4, 5, 6, 7}
@@ -90,8 +106,11 @@ def test_csv_clash_with_existing_code_names_the_line(client, make_campaign):
     """A CSV line whose code already exists is reported and nothing is imported."""
     make_campaign()
     text = "code,title,summary,category,area,grid,cost\nA09,new,,,,,\nA02,clash,,,,,\n"
-    r = client.post("/api/v1/campaigns/c1/entries/import", data=text.encode(),
-                    headers={**ADMIN, "Content-Type": "text/csv"})
+    r = client.post(
+        "/api/v1/campaigns/c1/entries/import",
+        data=text.encode(),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
     assert r.status_code == 422
     assert [i["line"] for i in r.json["error"]["details"]["lines"]] == [3]
     assert codes(client) == ["A01", "A02", "A03"]
@@ -103,9 +122,11 @@ def test_csv_wrong_header_encoding_and_type(client, make_campaign):
     hdr = {**ADMIN, "Content-Type": "text/csv"}
     r = client.post("/api/v1/campaigns/c1/entries/import", data=b"id,name\n1,x\n", headers=hdr)
     assert r.status_code == 422 and r.json["error"]["details"]["lines"][0]["line"] == 1
-    r = client.post("/api/v1/campaigns/c1/entries/import",
-                    data="code,title,summary,category,area,grid,cost\nA1,楼组,,,,,\n".encode("gbk"),
-                    headers=hdr)
+    r = client.post(
+        "/api/v1/campaigns/c1/entries/import",
+        data="code,title,summary,category,area,grid,cost\nA1,楼组,,,,,\n".encode("gbk"),
+        headers=hdr,
+    )
     assert r.status_code == 422 and error_code(r) == "invalid_csv"
     r = client.post("/api/v1/campaigns/c1/entries/import", json={"a": 1}, headers=ADMIN)
     assert r.status_code == 415 and error_code(r) == "unsupported_media_type"
@@ -115,8 +136,9 @@ def test_csv_wrong_header_encoding_and_type(client, make_campaign):
 def test_patch_and_delete_before_voting_opens(client, make_campaign):
     """Before voting opens an office may fix or remove entries."""
     make_campaign()
-    r = client.patch("/api/v1/campaigns/c1/entries/A01", json={"category": "志愿参与"},
-                     headers=ADMIN)
+    r = client.patch(
+        "/api/v1/campaigns/c1/entries/A01", json={"category": "志愿参与"}, headers=ADMIN
+    )
     assert r.status_code == 200 and r.json["category"] == "志愿参与"
     assert client.delete("/api/v1/campaigns/c1/entries/A03", headers=ADMIN).status_code == 204
     assert codes(client) == ["A01", "A02"]
@@ -128,14 +150,16 @@ def test_entries_lock_when_voting_opens(client, make_campaign, clock):
     """Once voting is open, entries cannot be added, removed or re-categorised; texts can."""
     make_campaign()
     clock.set(datetime.fromisoformat("2026-11-22T10:00:00+08:00"))
-    r = client.post("/api/v1/campaigns/c1/entries", json={"code": "A09", "title": "x"},
-                    headers=ADMIN)
+    r = client.post(
+        "/api/v1/campaigns/c1/entries", json={"code": "A09", "title": "x"}, headers=ADMIN
+    )
     assert r.status_code == 409 and error_code(r) == "entries_locked"
     r = client.delete("/api/v1/campaigns/c1/entries/A01", headers=ADMIN)
     assert r.status_code == 409
     r = client.patch("/api/v1/campaigns/c1/entries/A01", json={"cost": 1}, headers=ADMIN)
     assert r.status_code == 409
-    r = client.patch("/api/v1/campaigns/c1/entries/A01", json={"title": "更正错别字"},
-                     headers=ADMIN)
+    r = client.patch(
+        "/api/v1/campaigns/c1/entries/A01", json={"title": "更正错别字"}, headers=ADMIN
+    )
     assert r.status_code == 200 and r.json["title"] == "更正错别字"
     assert codes(client) == ["A01", "A02", "A03"]

@@ -23,15 +23,19 @@ def test_wrong_method_is_405_with_allow(client):
 def test_oversized_body_is_413(client):
     """A body over 1 MiB is refused with payload_too_large before it is parsed."""
     big = b'{"title": "' + b"x" * (1024 * 1024 + 10) + b'"}'
-    r = client.post("/api/v1/campaigns", data=big,
-                    headers={**ADMIN, "Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/campaigns", data=big, headers={**ADMIN, "Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and error_code(r) == "payload_too_large"
 
 
 def test_malformed_json_is_400(client):
     """Broken JSON is 400 bad_request, not a 500."""
-    r = client.post("/api/v1/campaigns", data=b'{"slug": ',
-                    headers={**ADMIN, "Content-Type": "application/json"})
+    r = client.post(
+        "/api/v1/campaigns",
+        data=b'{"slug": ',
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and error_code(r) == "bad_request"
 
 

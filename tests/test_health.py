@@ -60,7 +60,8 @@ def test_readyz_503_when_redis_is_down(app_with):
 def test_readyz_503_when_database_is_down(app_with):
     """With the database unreachable /readyz is 503 and names the database."""
     application = app_with(
-        DATABASE_URL=f"postgresql://nobody@127.0.0.1:{_closed_port()}/none?connect_timeout=1")
+        DATABASE_URL=f"postgresql://nobody@127.0.0.1:{_closed_port()}/none?connect_timeout=1"
+    )
     r = application.test_client().get("/readyz")
     assert r.status_code == 503
     assert r.json["error"]["details"]["checks"]["database"].startswith("down")

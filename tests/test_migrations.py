@@ -11,16 +11,36 @@ from sqlalchemy import create_engine, inspect, text
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
-    "campaigns", "entries", "criteria", "kiosks", "ballots", "ballot_choices", "exclusions",
-    "experts", "assignments", "scores", "score_history", "ranking_runs", "publications",
-    "audit_events", "api_tokens", "nightly_marks", "alembic_version",
+    "campaigns",
+    "entries",
+    "criteria",
+    "kiosks",
+    "ballots",
+    "ballot_choices",
+    "exclusions",
+    "experts",
+    "assignments",
+    "scores",
+    "score_history",
+    "ranking_runs",
+    "publications",
+    "audit_events",
+    "api_tokens",
+    "nightly_marks",
+    "alembic_version",
 }
 
 
 def _upgrade(url: str, tmp_path) -> None:
     env = {**os.environ, "DATABASE_URL": url, "VOTES_INSTANCE": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "service.cli", "db", "upgrade"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -28,11 +48,12 @@ def _check(url: str) -> None:
     engine = create_engine(url)
     try:
         insp = inspect(engine)
-        assert TABLES <= set(insp.get_table_names())
+        assert set(insp.get_table_names()) >= TABLES
         uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("ballots")}
         assert ("campaign_id", "voter_key", "dedup_slot") in uniques
         assert {tuple(u["column_names"]) for u in insp.get_unique_constraints("scores")} >= {
-            ("expert_id", "entry_id")}
+            ("expert_id", "entry_id")
+        }
         pk = insp.get_pk_constraint("ballot_choices")["constrained_columns"]
         assert sorted(pk) == ["ballot_id", "entry_id"]
     finally:
@@ -51,8 +72,10 @@ def _postgres_url() -> str | None:
     return url if url.startswith("postgres") else None
 
 
-@pytest.mark.skipif(_postgres_url() is None,
-                    reason="runs in the PostgreSQL pass of .ci/run (DATABASE_URL=postgresql://…)")
+@pytest.mark.skipif(
+    _postgres_url() is None,
+    reason="runs in the PostgreSQL pass of .ci/run (DATABASE_URL=postgresql://…)",
+)
 def test_migration_on_empty_postgres(tmp_path):
     """`votes db upgrade` builds every table and dedup constraint on an empty PostgreSQL db."""
     from service.config import normalise_db_url

@@ -90,8 +90,9 @@ class Method:
     award: str | None = None  # label for selected rows; default: the category (if quotas)
 
     @classmethod
-    def from_campaign(cls, review: dict[str, Any], ranking: dict[str, Any],
-                      selection: dict[str, Any]) -> Method:
+    def from_campaign(
+        cls, review: dict[str, Any], ranking: dict[str, Any], selection: dict[str, Any]
+    ) -> Method:
         review = review or {}
         ranking = ranking or {}
         selection = selection or {}
