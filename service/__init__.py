@@ -91,8 +91,17 @@ def _configure_sqlite(app: Flask) -> None:
 
     @event.listens_for(db.engine, "connect")
     def _pragmas(dbapi_connection, _record):
+        # pysqlite's own transaction handling breaks SAVEPOINT (which every ballot uses);
+        # take it over as SQLAlchemy documents: no implicit BEGIN, we emit our own.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    @event.listens_for(db.engine, "begin")
+    def _begin(conn):
+        # IMMEDIATE takes the write lock up front, so concurrent writers queue on
+        # busy_timeout instead of failing with "database is locked" mid-transaction.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

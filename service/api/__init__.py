@@ -2,8 +2,6 @@
 
 from flask_smorest import Api
 
-from ..errors import HTTP_CODES
-
 
 class VotesApi(Api):
     """flask-smorest Api whose error handler is the service's own (one error shape)."""
@@ -22,9 +20,12 @@ def register_api(app) -> VotesApi:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    from . import campaigns, kiosks
+    from . import ballots, campaigns, kiosks
 
-    for module in (campaigns, kiosks):
+    for module in (campaigns, kiosks, ballots):
         api.register_blueprint(module.blp)
-    _ = HTTP_CODES
+    from schemas.ballot import BallotInSchema
+
+    # Documented by reference from the ballot endpoint (JSON and form bodies).
+    api.spec.components.schema("BallotIn", schema=BallotInSchema)
     return api

@@ -1,0 +1,252 @@
+"""Ballots from kiosks and the web, receipts, anomalies and exclusions."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_limiter.util import get_remote_address
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from schemas.ballot import (
+    MAX_BATCH,
+    BallotInSchema,
+    BallotOutSchema,
+    BatchInSchema,
+    BatchOutSchema,
+    ExclusionInSchema,
+    ExclusionSchema,
+    ReceiptSchema,
+)
+from schemas.common import ApiErrorSchema
+
+from ..auth import current_principal, require
+from ..domain import ballots as domain
+from ..domain import exclusions
+from ..domain.campaigns import get_campaign
+from ..errors import ApiError, validation_error
+from ..extensions import db, limiter
+
+log = logging.getLogger(__name__)
+
+blp = Blueprint(
+    "ballots",
+    __name__,
+    url_prefix="/api/v1",
+    description="投票、回执与异常 / Ballots, receipts and anomalies",
+)
+ADMIN = [{"bearer": []}]
+
+
+def ballot_channel() -> tuple[str, int | None]:
+    """kiosk (with its id) for a kiosk token, web for no token; others are refused."""
+    principal = current_principal()
+    if principal is None:
+        if request.headers.get("Authorization"):
+            raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        return "web", None
+    if principal.role != "kiosk":
+        raise ApiError(403, "forbidden", "只有投票终端或选民可以投票 / Only kiosks and voters vote")
+    return "kiosk", principal.kiosk_id
+
+
+def _rate_key() -> str:
+    principal = current_principal()
+    if principal is not None and principal.role == "kiosk":
+        return f"kiosk:{principal.kiosk_id}"
+    return f"ip:{get_remote_address()}"
+
+
+def _rate_limit() -> str:
+    principal = current_principal()
+    if principal is not None and principal.role == "kiosk":
+        return current_app.config["RATELIMIT_BALLOTS_KIOSK"]
+    return current_app.config["RATELIMIT_BALLOTS_WEB"]
+
+
+def _ballot_payload() -> dict:
+    if request.mimetype == "application/x-www-form-urlencoded" or request.mimetype == (
+        "multipart/form-data"
+    ):
+        form = request.form
+        data = {
+            "ballot_id": form.get("ballot_id"),
+            "voter_id": form.get("voter_id"),
+            "choices": form.getlist("choices"),
+        }
+        if form.get("cast_at"):
+            data["cast_at"] = form.get("cast_at")
+        return data
+    if request.mimetype != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "请以 JSON 或表单提交 / send JSON or an HTML form"
+        )
+    payload = request.get_json(silent=True)
+    if payload is None:
+        raise ApiError(400, "bad_request", "JSON 格式错误 / malformed JSON")
+    if not isinstance(payload, dict):
+        raise validation_error({"_schema": ["需要 JSON 对象 / expected a JSON object"]})
+    return payload
+
+
+def _load_ballot(data) -> dict:
+    try:
+        return BallotInSchema().load(data)
+    except ValidationError as exc:
+        raise validation_error(exc.messages) from exc
+
+
+def _cast(campaign, item: dict, channel: str, kiosk_id, codes=None) -> domain.CastResult:
+    return domain.cast_ballot(
+        campaign,
+        ballot_id=item["ballot_id"],
+        voter_id=item["voter_id"],
+        choices=item["choices"],
+        channel=channel,
+        kiosk_id=kiosk_id,
+        cast_at=item.get("cast_at"),
+        codes=codes,
+    )
+
+
+BALLOT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/BallotIn"}},
+        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/BallotIn"}},
+    },
+}
+
+
+@blp.route("/campaigns/<slug>/ballots")
+class Ballots(MethodView):
+    decorators = [limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"])]
+
+    @blp.doc(security=[{"bearer": []}, {}], requestBody=BALLOT_BODY)
+    @blp.response(201, BallotOutSchema)
+    @blp.alt_response(200, schema=BallotOutSchema, description="replay of the same ballot")
+    @blp.alt_response(409, schema=ApiErrorSchema, description="already_voted")
+    @blp.alt_response(422, schema=ApiErrorSchema, description="validation and rule errors")
+    @blp.alt_response(
+        403,
+        schema=ApiErrorSchema,
+        description="voting_not_open, voting_closed, channel_not_allowed",
+    )
+    def post(self, slug):
+        """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""
+        channel, kiosk_id = ballot_channel()
+        campaign = get_campaign(slug)
+        if channel == "web" and "web" not in (campaign.voting or {}).get("channels", []):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "需要投票终端令牌 / A kiosk token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        item = _load_ballot(_ballot_payload())
+        result = _cast(campaign, item, channel, kiosk_id)
+        db.session.commit()  # committed before the answer
+        return result.body(), 200 if result.replayed else 201
+
+
+@blp.route("/campaigns/<slug>/ballots/batch")
+class BallotBatch(MethodView):
+    decorators = [limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"])]
+
+    @require("kiosk")
+    @blp.doc(security=[{"bearer": []}])
+    @blp.arguments(BatchInSchema)
+    @blp.response(200, BatchOutSchema)
+    def post(self, data, slug):
+        """Upload up to 500 ballots a kiosk collected offline; one result per ballot."""
+        _, kiosk_id = ballot_channel()
+        campaign = get_campaign(slug)
+        items = data["ballots"]
+        if len(items) > MAX_BATCH:
+            raise ApiError(
+                422,
+                "batch_too_large",
+                f"每批最多 {MAX_BATCH} 张 / at most {MAX_BATCH} ballots per batch",
+                {"max": MAX_BATCH, "got": len(items)},
+            )
+        codes = domain.entry_ids(campaign)
+        results = []
+        for raw in items:
+            ballot_id = raw.get("ballot_id") if isinstance(raw, dict) else None
+            try:
+                item = _load_ballot(raw if isinstance(raw, dict) else {})
+                result = _cast(campaign, item, "kiosk", kiosk_id, codes)
+            except ApiError as exc:
+                results.append(
+                    {
+                        "ballot_id": ballot_id,
+                        "status": "rejected",
+                        "error": {
+                            "code": exc.code,
+                            "message": exc.message,
+                            **({"details": exc.details} if exc.details else {}),
+                        },
+                    }
+                )
+                continue
+            results.append(
+                {
+                    "ballot_id": result.ballot.id,
+                    "status": "replayed" if result.replayed else "accepted",
+                    "receipt": result.ballot.receipt,
+                    "accepted_at": result.body()["accepted_at"],
+                }
+            )
+        db.session.commit()
+        return {"results": results}
+
+
+@blp.route("/receipts/<receipt>")
+class Receipt(MethodView):
+    @blp.response(200, ReceiptSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema, description="not_found")
+    def get(self, receipt):
+        """Look up a receipt: recorded, counted (with an inclusion proof) or excluded."""
+        return domain.receipt_lookup(receipt)
+
+
+@blp.route("/campaigns/<slug>/anomalies")
+class Anomalies(MethodView):
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    def get(self, slug):
+        """Flagged ballots (bursts from one kiosk), grouped for a human to review."""
+        return {"anomalies": exclusions.anomalies(get_campaign(slug))}
+
+
+@blp.route("/campaigns/<slug>/exclusions")
+class Exclusions(MethodView):
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    @blp.response(200, ExclusionSchema(many=True))
+    def get(self, slug):
+        """All exclusions of a campaign, active and revoked."""
+        return exclusions.list_exclusions(get_campaign(slug))
+
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    @blp.arguments(ExclusionInSchema)
+    @blp.response(201, ExclusionSchema(many=True))
+    def post(self, data, slug):
+        """Exclude ballots (by id, or a kiosk and time range) with a reason; audited."""
+        rows = exclusions.exclude(get_campaign(slug), data, current_principal().actor)
+        db.session.commit()
+        return rows
+
+
+@blp.route("/campaigns/<slug>/exclusions/<int:exclusion_id>")
+class ExclusionItem(MethodView):
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    @blp.response(204)
+    def delete(self, slug, exclusion_id):
+        """Reverse an exclusion: the ballot counts again; audited."""
+        exclusions.revoke(get_campaign(slug), exclusion_id, current_principal().actor)
+        db.session.commit()

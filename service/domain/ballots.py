@@ -1,0 +1,329 @@
+"""Casting ballots: the one function every channel uses (API, batch, HTML form, demo).
+
+Exactly-once is settled by the database, not by checks in Python: the ballot id is the
+primary key (idempotent retries) and (campaign, voter_key, dedup_slot) is unique (one
+ballot per voter per campaign or per campaign-local day). Each ballot is written in a
+savepoint, so a refused ballot never leaves a partial write and a batch can go on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..clock import now
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Ballot, BallotChoice, Campaign, Entry
+from .campaigns import lock_rules
+from .voters import InvalidVoterId, voter_key
+
+log = logging.getLogger(__name__)
+
+# A kiosk clock may run a little fast; beyond this a cast_at "from the future" is refused.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass
+class CastResult:
+    ballot: Ballot
+    choices: list[str]
+    replayed: bool
+
+    def body(self) -> dict:
+        return {
+            "ballot_id": self.ballot.id,
+            "receipt": self.ballot.receipt,
+            "accepted_at": self.ballot.accepted_at.astimezone(UTC),
+            "choices": self.choices,
+            "channel": self.ballot.channel,
+        }
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def entry_ids(campaign: Campaign) -> dict[str, int]:
+    return dict(
+        db.session.execute(
+            select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
+        ).all()
+    )
+
+
+def _check_choices(campaign: Campaign, choices: list[str], codes: dict[str, int]) -> list[str]:
+    voting = campaign.voting
+    if len(set(choices)) != len(choices):
+        dupes = sorted({c for c in choices if choices.count(c) > 1})
+        raise ApiError(
+            422,
+            "duplicate_choice",
+            "同一对象不能重复选择 / An entry was chosen twice",
+            {"codes": dupes},
+        )
+    if len(choices) < voting.get("min_choices", 1):
+        raise ApiError(
+            422,
+            "too_few_choices",
+            f"至少选择 {voting.get('min_choices', 1)} 项 / Choose at least "
+            f"{voting.get('min_choices', 1)}",
+            {"min": voting.get("min_choices", 1)},
+        )
+    if len(choices) > voting.get("max_choices", 1):
+        raise ApiError(
+            422,
+            "too_many_choices",
+            f"最多选择 {voting.get('max_choices', 1)} 项 / Choose at most "
+            f"{voting.get('max_choices', 1)}",
+            {"max": voting.get("max_choices", 1)},
+        )
+    unknown = [c for c in choices if c not in codes]
+    if unknown:
+        raise ApiError(
+            422, "unknown_entry", "所选对象不在本次评选中 / Unknown entry", {"codes": unknown}
+        )
+    return sorted(choices)
+
+
+def _effective_time(
+    campaign: Campaign, channel: str, cast_at: datetime | None, arrived: datetime
+) -> datetime:
+    """When the ballot counts as cast; refuses ballots outside the window."""
+    voting = campaign.voting
+    opens, closes = _dt(voting.get("opens_at")), _dt(voting.get("closes_at"))
+    effective = arrived
+    if channel == "kiosk" and cast_at is not None:
+        if cast_at > arrived + CLOCK_SKEW:
+            raise ApiError(
+                422,
+                "validation_error",
+                "投票时间不能晚于当前时间 / cast_at is in the future",
+                {"fields": {"cast_at": ["in the future"]}},
+            )
+        effective = cast_at
+        grace = timedelta(hours=float(voting.get("kiosk_grace_hours", 24)))
+        if closes is not None and arrived >= closes + grace:
+            raise ApiError(
+                403,
+                "voting_closed",
+                "投票已结束 / Voting has closed",
+                {"closes_at": voting.get("closes_at")},
+            )
+    if opens is None or effective < opens:
+        raise ApiError(
+            403,
+            "voting_not_open",
+            "投票尚未开始 / Voting has not opened",
+            {"opens_at": voting.get("opens_at")},
+        )
+    if closes is not None and effective >= closes:
+        raise ApiError(
+            403,
+            "voting_closed",
+            "投票已结束 / Voting has closed",
+            {"closes_at": voting.get("closes_at")},
+        )
+    return effective
+
+
+def _digest(campaign_id: int, key: str, choices: list[str], cast_at: datetime | None) -> str:
+    doc = {
+        "campaign": campaign_id,
+        "voter": key,
+        "choices": choices,
+        "cast_at": cast_at.isoformat() if cast_at else None,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def make_receipt(ballot_id: str, campaign_slug: str, choices: list[str], nonce: str) -> str:
+    """H(canonical ballot ‖ server nonce), 80 bits in base32, as XXXX-XXXX-XXXX-XXXX.
+
+    The nonce is random and stays on the server, so the code reveals neither the voter
+    nor the choices, yet it commits to the ballot's content.
+    """
+    canonical = json.dumps(
+        {"ballot_id": ballot_id, "campaign": campaign_slug, "choices": choices},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(canonical.encode() + bytes.fromhex(nonce)).digest()
+    code = base64.b32encode(digest[:10]).decode()
+    return "-".join(code[i : i + 4] for i in range(0, 16, 4))
+
+
+def normalise_receipt(value: str) -> str:
+    raw = "".join(ch for ch in value.upper() if ch.isalnum())
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def _replay(existing: Ballot, digest: str) -> CastResult:
+    if existing.content_digest != digest:
+        raise ApiError(
+            422,
+            "ballot_id_reused",
+            "该选票编号已用于另一张选票 / This ballot_id was used for another ballot",
+            {"ballot_id": existing.id},
+        )
+    codes = sorted(
+        db.session.scalars(
+            select(Entry.code)
+            .join(BallotChoice, BallotChoice.entry_id == Entry.id)
+            .where(BallotChoice.ballot_id == existing.id)
+        )
+    )
+    return CastResult(existing, codes, replayed=True)
+
+
+def cast_ballot(
+    campaign: Campaign,
+    *,
+    ballot_id: str | uuid.UUID,
+    voter_id: object,
+    choices: list[str],
+    channel: str,
+    kiosk_id: int | None = None,
+    cast_at: datetime | None = None,
+    codes: dict[str, int] | None = None,
+) -> CastResult:
+    """Validate and record one ballot in a savepoint of the caller's transaction.
+
+    Returns the stored ballot (new, or the original on an identical retry); raises
+    ApiError with the contract's codes otherwise. The caller commits before answering.
+    """
+    arrived = now()
+    ballot_id = str(uuid.UUID(str(ballot_id)))
+    voting = campaign.voting or {}
+    codes = codes if codes is not None else entry_ids(campaign)
+    if channel not in voting.get("channels", []):
+        raise ApiError(
+            403,
+            "channel_not_allowed",
+            f"本次评选不接受{'终端' if channel == 'kiosk' else '网页'}投票 / "
+            f"The {channel} channel is not open for this campaign",
+        )
+    try:
+        key = voter_key(
+            current_app.config["VOTER_PEPPER"], voting.get("voter_id", "cn_mobile"), voter_id
+        )
+    except InvalidVoterId as exc:
+        raise ApiError(
+            422, "invalid_voter_id", str(exc), {"kind": voting.get("voter_id", "cn_mobile")}
+        ) from None
+    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+        raise ApiError(
+            422,
+            "validation_error",
+            "choices 须为编号列表 / choices must be codes",
+            {"fields": {"choices": ["expected a list of entry codes"]}},
+        )
+    if channel != "kiosk":
+        cast_at = None  # web ballots use server time
+    digest = _digest(campaign.id, key, sorted(set(choices)), cast_at)
+    existing = db.session.get(Ballot, ballot_id)
+    if existing is not None:
+        if existing.campaign_id != campaign.id:
+            raise ApiError(
+                422,
+                "ballot_id_reused",
+                "该选票编号已被使用 / ballot_id already used",
+                {"ballot_id": ballot_id},
+            )
+        return _replay(existing, digest)
+    chosen = _check_choices(campaign, choices, codes)
+    effective = _effective_time(campaign, channel, cast_at, arrived)
+    slot = "once"
+    if voting.get("limit") == "daily":
+        slot = effective.astimezone(ZoneInfo(campaign.timezone)).date().isoformat()
+    nonce = secrets.token_hex(16)
+    ballot = Ballot(
+        id=ballot_id,
+        campaign_id=campaign.id,
+        voter_key=key,
+        dedup_slot=slot,
+        channel=channel,
+        kiosk_id=kiosk_id,
+        cast_at=effective,
+        accepted_at=arrived,
+        content_digest=digest,
+        receipt=make_receipt(ballot_id, campaign.slug, chosen, nonce),
+        nonce=nonce,
+    )
+    ballot.choices = [BallotChoice(entry_id=codes[c], campaign_id=campaign.id) for c in chosen]
+    try:
+        with db.session.begin_nested():
+            if campaign.rules_locked_at is None:
+                lock_rules(campaign)
+            db.session.add(ballot)
+    except IntegrityError:
+        # A concurrent request won the race: the same ballot_id, or the same voter.
+        db.session.expire_all()
+        existing = db.session.get(Ballot, ballot_id)
+        if existing is not None:
+            return _replay(existing, digest)
+        message = (
+            "您今天已投过票 / This voter has already voted today"
+            if slot != "once"
+            else "您已投过票 / This voter has already voted"
+        )
+        raise ApiError(
+            409, "already_voted", message, {"limit": voting.get("limit", "once")}
+        ) from None
+    if kiosk_id is not None:
+        _flag_burst(ballot, arrived)
+    return CastResult(ballot, chosen, replayed=False)
+
+
+def _flag_burst(ballot: Ballot, at: datetime) -> None:
+    """Flag (never drop) a ballot when its kiosk is casting faster than humans do."""
+    cfg = current_app.config
+    window = timedelta(seconds=cfg["BURST_WINDOW_SECONDS"])
+    recent = db.session.scalar(
+        select(func.count())
+        .select_from(Ballot)
+        .where(
+            Ballot.kiosk_id == ballot.kiosk_id,
+            Ballot.accepted_at > at - window,
+            Ballot.accepted_at <= at,
+        )
+    )
+    if recent > cfg["BURST_MAX_BALLOTS"]:
+        ballot.flagged = "burst"
+
+
+def receipt_lookup(receipt: str) -> dict:
+    """What a voter may learn from a receipt code: the campaign and the ballot's status.
+
+    Once a publication includes the ballot, the answer carries an inclusion proof.
+    """
+    from ..models import Exclusion
+
+    code = normalise_receipt(receipt)
+    ballot = db.session.scalar(select(Ballot).where(Ballot.receipt == code))
+    if ballot is None:
+        raise ApiError(404, "not_found", "回执码不存在 / Unknown receipt")
+    try:
+        from .publications import receipt_status
+    except ImportError:
+        receipt_status = None
+    if receipt_status is not None:
+        return receipt_status(ballot)
+    campaign = db.session.get(Campaign, ballot.campaign_id)
+    reason = db.session.scalar(
+        select(Exclusion.reason).where(Exclusion.ballot_id == ballot.id, Exclusion.active.is_(True))
+    )
+    if reason is not None:
+        return {"campaign": campaign.slug, "status": "excluded", "reason": reason}
+    return {"campaign": campaign.slug, "status": "recorded"}
