@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Flask, request
 from sqlalchemy import event
@@ -31,12 +32,19 @@ def create_app(config: Config | None = None) -> Flask:
 
         app.config["REDIS_URL"] = ensure_embedded_redis()
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
-    # A Redis outage must not stop voting: the database is the source of truth.
+    # A Redis outage must not stop voting: the database is the source of truth. Limits
+    # fall back to per-process memory (logged) and storage errors are never fatal.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    # Catalogs ship as .po only; the .mo files are built into the instance folder.
+    from .translations import compile_catalogs
+
+    translations = compile_catalogs(Path(app.instance_path) / "translations")
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(translations)
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     limiter.init_app(app)
