@@ -48,6 +48,11 @@ def app():
     with application.app_context():
         db.session.remove()
         db.engine.dispose()
+    if not os.environ.get("REDIS_URL"):
+        # The embedded server this session started must not outlive it.
+        from service.redis_conn import get_redis
+
+        get_redis(application.config["REDIS_URL"]).shutdown(nosave=True)
 
 
 @pytest.fixture(autouse=True)
@@ -171,3 +176,42 @@ def error_code(response) -> str:
     assert set(body) == {"error"}, body
     assert set(body["error"]) == {"code", "message", "details"}, body
     return body["error"]["code"]
+
+
+@pytest.fixture
+def make_app(app, monkeypatch):
+    """Build another app (e.g. with Redis or the database unreachable) for one test.
+
+    Flask-Limiter keeps one storage per Limiter object, and ours is module-level (one app
+    per process in production); re-attach it to the session's app afterwards.
+    """
+    from service import create_app
+    from service.config import TestConfig
+    from service.extensions import db, limiter
+
+    made = []
+
+    def make(**env):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        application = create_app(TestConfig())
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    limiter.init_app(app)
+
+
+def closed_port() -> int:
+    """A local TCP port with nothing listening."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

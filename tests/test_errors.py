@@ -3,7 +3,6 @@
 import pytest
 from flask import Flask
 
-from service.config import TestConfig
 from tests.conftest import ADMIN, error_code
 
 
@@ -48,11 +47,9 @@ def test_html_pages_get_html_errors(client):
 
 
 @pytest.fixture
-def crashing_app(app):
+def crashing_app(make_app):
     """The real app factory with one extra route that fails (added before first request)."""
-    from service import create_app
-
-    application: Flask = create_app(TestConfig())
+    application: Flask = make_app()
     application.config["PROPAGATE_EXCEPTIONS"] = False
 
     @application.get("/api/v1/boom")
@@ -64,12 +61,7 @@ def crashing_app(app):
         db.session.flush()
         raise RuntimeError("secret internals /etc/passwd")
 
-    yield application
-    with application.app_context():
-        from service.extensions import db
-
-        db.session.remove()
-        db.engine.dispose()
+    return application
 
 
 def test_unexpected_error_is_500_rolled_back_without_trace(crashing_app, app):

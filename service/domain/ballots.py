@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
-from ..models import Ballot, BallotChoice, Campaign, Entry
+from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion
 from .campaigns import lock_rules
 from .voters import InvalidVoterId, voter_key
 
@@ -306,24 +306,23 @@ def _flag_burst(ballot: Ballot, at: datetime) -> None:
 def receipt_lookup(receipt: str) -> dict:
     """What a voter may learn from a receipt code: the campaign and the ballot's status.
 
-    Once a publication includes the ballot, the answer carries an inclusion proof.
+    ``counted`` (with an inclusion proof) once a publication includes it; ``excluded``
+    with the reason while an exclusion is active; otherwise ``recorded``.
     """
-    from ..models import Exclusion
+    from .publications import receipt_status
 
     code = normalise_receipt(receipt)
     ballot = db.session.scalar(select(Ballot).where(Ballot.receipt == code))
     if ballot is None:
         raise ApiError(404, "not_found", "回执码不存在 / Unknown receipt")
-    try:
-        from .publications import receipt_status
-    except ImportError:
-        receipt_status = None
-    if receipt_status is not None:
-        return receipt_status(ballot)
-    campaign = db.session.get(Campaign, ballot.campaign_id)
-    reason = db.session.scalar(
-        select(Exclusion.reason).where(Exclusion.ballot_id == ballot.id, Exclusion.active.is_(True))
-    )
-    if reason is not None:
-        return {"campaign": campaign.slug, "status": "excluded", "reason": reason}
-    return {"campaign": campaign.slug, "status": "recorded"}
+    status = receipt_status(ballot)
+    if status["status"] == "recorded":
+        # Excluded since the last publication (or before the first): say so now.
+        reason = db.session.scalar(
+            select(Exclusion.reason).where(
+                Exclusion.ballot_id == ballot.id, Exclusion.active.is_(True)
+            )
+        )
+        if reason is not None:
+            status = {**status, "status": "excluded", "reason": reason}
+    return status
