@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,12 +14,17 @@ from sqlalchemy import exists, select
 
 from .cli import create_campaign_from_doc, substitute_times
 from .clock import frozen
+from .domain.ballots import cast_ballot, entry_ids
 from .domain.campaigns import import_entries_csv
+from .domain.voters import resident_id_check_char
+from .errors import ApiError
 from .extensions import db
-from .models import Campaign
+from .models import Campaign, Kiosk
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CAMPAIGN_FILES = ("cases", "groups", "grids")
+# Simulated turnout per campaign: enough for rankings with a shape, quick to load.
+DEMO_BALLOTS = {"pengpu-2022-cases": 400, "pengpu-2022-groups": 900, "pengpu-2023-grids": 250}
 
 
 def load_demo(at: datetime | None = None) -> Iterator[str]:
@@ -36,4 +43,70 @@ def load_demo(at: datetime | None = None) -> Iterator[str]:
                 campaign, (DEMO_DIR / f"{name}.csv").read_text("utf-8"), "demo"
             )
         db.session.commit()
-        yield f"{campaign.slug}: created with {result['created']} entries"
+        cast = simulate_ballots(campaign, DEMO_BALLOTS.get(campaign.slug, 200), at)
+        db.session.commit()
+        yield f"{campaign.slug}: created with {result['created']} entries, {cast} ballots"
+
+
+def _fake_voter(kind: str, rng: random.Random) -> str:
+    if kind == "cn_resident_id":
+        first17 = (
+            "310108" + f"{rng.randint(1940, 2005)}{rng.randint(1, 12):02d}"
+            f"{rng.randint(1, 28):02d}" + f"{rng.randint(0, 999):03d}"
+        )
+        return first17 + resident_id_check_char(first17)
+    if kind == "member_code":
+        return f"M{rng.randint(0, 10**8):08d}"
+    return f"1{rng.choice('3456789')}{rng.randint(0, 10**9 - 1):09d}"
+
+
+def simulate_ballots(campaign: Campaign, n: int, at: datetime) -> int:
+    """Cast n plausible ballots through cast_ballot, the function every channel uses.
+
+    Deterministic per campaign (seeded by the slug); popularity is skewed so rankings
+    have a shape; ballots are spread over the voting window up to `at`.
+    """
+    rng = random.Random(campaign.slug)
+    voting = campaign.voting
+    opens = datetime.fromisoformat(voting["opens_at"])
+    closes = min(datetime.fromisoformat(voting["closes_at"]), at)
+    codes = entry_ids(campaign)
+    order = sorted(codes)
+    weights = [1.0 / (1 + rank) ** 0.8 for rank in range(len(order))]
+    rng.shuffle(weights)
+    kiosk = _demo_kiosk()
+    span = (closes - opens).total_seconds()
+    cast = 0
+    for i in range(n):
+        k = rng.randint(voting.get("min_choices", 1), voting.get("max_choices", 1))
+        chosen: set[str] = set()
+        while len(chosen) < min(k, len(order)):
+            chosen.add(rng.choices(order, weights)[0])
+        when = opens + timedelta(seconds=span * (i + rng.random()) / n)
+        channel = "kiosk" if rng.random() < 0.6 and "kiosk" in voting["channels"] else "web"
+        if channel not in voting["channels"]:
+            channel = voting["channels"][0]
+        with frozen(when):
+            try:
+                cast_ballot(
+                    campaign,
+                    ballot_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                    voter_id=_fake_voter(voting["voter_id"], rng),
+                    choices=sorted(chosen),
+                    channel=channel,
+                    kiosk_id=kiosk.id if channel == "kiosk" else None,
+                    codes=codes,
+                )
+                cast += 1
+            except ApiError:
+                continue  # a simulated voter who already voted: refused, as in life
+    return cast
+
+
+def _demo_kiosk() -> Kiosk:
+    kiosk = db.session.scalar(select(Kiosk).where(Kiosk.name == "演示终端 / demo kiosk"))
+    if kiosk is None:
+        kiosk = Kiosk(name="演示终端 / demo kiosk", location="彭浦镇社区党群服务中心")
+        db.session.add(kiosk)
+        db.session.flush()
+    return kiosk

@@ -5,7 +5,7 @@ import json
 from sqlalchemy import func, select
 
 from service.extensions import db
-from service.models import Campaign, Entry, Kiosk
+from service.models import Ballot, Campaign, Entry, Kiosk
 from tests.conftest import campaign_doc
 
 
@@ -26,6 +26,23 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
     grids = client.get("/api/v1/campaigns/pengpu-2023-grids/entries").json
     titles = " ".join(e["title"] for e in grids)
     assert "幸福来敲门" in titles and "微·笑" in titles
+    with app.app_context():
+        ballots = dict(
+            db.session.execute(
+                select(Campaign.slug, func.count(Ballot.id)).join(Ballot).group_by(Campaign.slug)
+            ).all()
+        )
+        kiosk_ballots = db.session.scalar(
+            select(func.count()).select_from(Ballot).where(Ballot.channel == "kiosk")
+        )
+    # Simulated ballots went through cast_ballot: all accepted, some from the demo kiosk.
+    assert ballots == {
+        "pengpu-2022-cases": 400,
+        "pengpu-2022-groups": 900,
+        "pengpu-2023-grids": 250,
+    }
+    assert 0 < kiosk_ballots < sum(ballots.values())
+    assert "400 ballots" in result.output
     again = runner.invoke(args=["demo", "load"])
     assert again.exit_code == 0 and "skipped" in again.output
 
