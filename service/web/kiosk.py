@@ -1,0 +1,121 @@
+"""Binding a browser to a kiosk: an admin's enrolment link stores the kiosk token in a
+long-lived, HttpOnly cookie, and every ballot from that browser records the kiosk.
+
+The token in the cookie is the kiosk's API token, so revoking the kiosk
+(``DELETE /api/v1/kiosks/{id}``) stops its browser at once as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g, make_response, render_template, request
+from flask_babel import gettext as _
+
+from ..auth import principal_for
+from ..extensions import db
+from ..models import Kiosk
+from . import bp
+from .render import error_page
+
+KIOSK_COOKIE = "votes_kiosk"
+# Browsers cap cookie lifetimes at 400 days (RFC 6265bis); a kiosk is re-enrolled after.
+KIOSK_COOKIE_MAX_AGE = 400 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Device:
+    """What this browser is: a kiosk (with its id), a revoked kiosk, or a plain browser."""
+
+    kiosk_id: int | None = None
+    kiosk_name: str | None = None
+    revoked: bool = False
+
+    @property
+    def is_kiosk(self) -> bool:
+        return self.kiosk_id is not None
+
+
+def kiosk_for_token(token: str | None) -> Kiosk | None:
+    """The live kiosk a token belongs to, or None (unknown, revoked, or not a kiosk's)."""
+    principal = principal_for(token)
+    if principal is None or principal.role != "kiosk" or principal.kiosk_id is None:
+        return None
+    kiosk = db.session.get(Kiosk, principal.kiosk_id)
+    if kiosk is None or kiosk.revoked_at is not None:
+        return None
+    return kiosk
+
+
+def current_device() -> Device:
+    """Resolved once per request from the kiosk cookie."""
+    if "vote_device" not in g:
+        token = request.cookies.get(KIOSK_COOKIE)
+        if not token:
+            g.vote_device = Device()
+        else:
+            kiosk = kiosk_for_token(token)
+            g.vote_device = (
+                Device(kiosk_id=kiosk.id, kiosk_name=kiosk.name)
+                if kiosk is not None
+                else Device(revoked=True)
+            )
+    return g.vote_device
+
+
+def kiosk_refused():
+    return error_page(
+        403,
+        "kiosk_revoked",
+        _(
+            "本设备的投票终端登记已失效(终端已被停用或令牌无效),暂时不能投票。"
+            "请联系工作人员重新登记。"
+        ),
+        {"Cache-Control": "no-store"},
+    )
+
+
+def _invalid_token():
+    return error_page(
+        403,
+        "invalid_kiosk_token",
+        _("登记链接无效或终端已被停用。请向管理员索取新的登记链接。"),
+        {"Cache-Control": "no-store"},
+    )
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/kiosk/enrol")
+def enrol_confirm():
+    """The page an admin opens on the kiosk: it names the kiosk and asks to confirm."""
+    token = request.args.get("token", "")
+    kiosk = kiosk_for_token(token)
+    if kiosk is None:
+        return _invalid_token()
+    return _no_store(
+        make_response(render_template("enrol.html", kiosk=kiosk, token=token, done=False))
+    )
+
+
+@bp.post("/kiosk/enrol")
+def enrol():
+    """Bind this browser to the kiosk (a POST with CSRF, so a link alone changes nothing)."""
+    token = request.form.get("token", "")
+    kiosk = kiosk_for_token(token)
+    if kiosk is None:
+        return _invalid_token()
+    response = make_response(render_template("enrol.html", kiosk=kiosk, done=True))
+    response.set_cookie(
+        KIOSK_COOKIE,
+        token,
+        max_age=KIOSK_COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
+    return _no_store(response)

@@ -1,0 +1,568 @@
+"""The HTML voting form used by kiosks and the web, its receipt page and kiosk enrolment.
+
+CSRF stays on: every post carries the token read from the rendered form, as a browser's
+would.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from http.cookiejar import CookieJar
+from pathlib import Path
+from urllib.parse import urlencode
+from urllib.request import (
+    HTTPCookieProcessor,
+    HTTPRedirectHandler,
+    ProxyHandler,
+    Request,
+    build_opener,
+)
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import ADMIN
+
+OPEN = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, voting open
+AFTER_CLOSE = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)  # 19:00, an hour after closing
+PHONE = "13912345678"
+
+
+class Page(HTMLParser):
+    """Just enough of an HTML page for the assertions: inputs, links, errors, metas."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.html = html
+        self.inputs: list[dict] = []
+        self.urls: list[str] = []
+        self.metas: list[dict] = []
+        self.scripts = 0
+        self.described: dict[str, str] = {}  # element id/name -> aria-describedby
+        self.errors: list[dict] = []
+        self._error: dict | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v if v is not None else "") for k, v in attrs}
+        self.urls += [a[k] for k in ("src", "href", "action") if k in a]
+        if tag == "script":
+            self.scripts += 1
+        if tag == "input":
+            self.inputs.append(a)
+        if tag == "meta":
+            self.metas.append(a)
+        if "aria-describedby" in a:
+            self.described[a.get("id") or a.get("name") or tag] = a["aria-describedby"]
+        if "data-code" in a:
+            self._error = {**a, "text": ""}
+            self.errors.append(self._error)
+
+    def handle_endtag(self, tag):
+        if tag == "p":
+            self._error = None
+
+    def handle_data(self, data):
+        if self._error is not None:
+            self._error["text"] += data
+
+    def value(self, name: str) -> str | None:
+        for item in self.inputs:
+            if item.get("name") == name:
+                return item.get("value")
+        return None
+
+    def input(self, name: str) -> dict:
+        return next(i for i in self.inputs if i.get("name") == name)
+
+    def checked(self) -> list[str]:
+        return [i["value"] for i in self.inputs if i.get("name") == "choices" and "checked" in i]
+
+    def error(self, code: str) -> dict:
+        found = [e for e in self.errors if e.get("data-code") == code]
+        assert found, f"no error {code!r} on the page: {self.errors}"
+        return found[0]
+
+    def refresh(self) -> str | None:
+        for meta in self.metas:
+            if meta.get("http-equiv", "").lower() == "refresh":
+                return meta.get("content")
+        return None
+
+
+@pytest.fixture
+def open_campaign(make_campaign, clock):
+    """A campaign with entries, and the clock inside its voting window."""
+
+    def make(slug: str = "c1", **overrides) -> dict:
+        doc = make_campaign(slug, **overrides)
+        clock.set(OPEN)
+        return doc
+
+    return make
+
+
+def page_code(response) -> str:
+    """The error code an HTML error page (templates/error.html) shows."""
+    match = re.search(r"<code>([a-z_]+)</code>", response.text)
+    assert match, response.text
+    return match.group(1)
+
+
+def get_form(client, slug: str = "c1", query: str = "") -> Page:
+    response = client.get(f"/vote/{slug}{query}")
+    assert response.status_code == 200, response.text
+    return Page(response.text)
+
+
+def post_form(client, page: Page, voter_id: str, choices, slug: str = "c1", query: str = ""):
+    data = {
+        "csrf_token": page.value("csrf_token"),
+        "ballot_id": page.value("ballot_id"),
+        "voter_id": voter_id,
+        "choices": list(choices),
+    }
+    return client.post(f"/vote/{slug}{query}", data=data)
+
+
+def ballots(app) -> list:
+    from service.extensions import db
+    from service.models import Ballot
+
+    with app.app_context():
+        rows = db.session.scalars(select(Ballot)).all()
+        db.session.expunge_all()
+        return rows
+
+
+def ballot_count(app) -> int:
+    from service.extensions import db
+    from service.models import Ballot
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Ballot))
+
+
+def new_kiosk(client, name: str = "街道大厅 1 号机") -> dict:
+    r = client.post("/api/v1/kiosks", json={"name": name}, headers=ADMIN)
+    assert r.status_code == 201, r.json
+    return r.json
+
+
+def enrol(client, token: str):
+    confirm = client.get(f"/kiosk/enrol?token={token}")
+    assert confirm.status_code == 200, confirm.text
+    page = Page(confirm.text)
+    return client.post(
+        "/kiosk/enrol", data={"token": token, "csrf_token": page.value("csrf_token")}
+    )
+
+
+# --- the form -----------------------------------------------------------------------
+
+
+def test_form_renders_in_chinese_by_default(client, open_campaign):
+    """A voter sees the campaign, its rule and the entries by category, in Chinese."""
+    open_campaign(description="请为您心中的优秀案例投票。")
+    response = client.get("/vote/c1")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.text
+    assert '<html lang="zh-CN">' in html
+    for text in ("优秀案例评选", "请为您心中的优秀案例投票。", "请选择 1–3 项。", "每人限投一次。"):
+        assert text in html
+    for text in ("党建引领", "团购管理", "关怀疏导", "24小时热线", "居民区:江场西路1366弄"):
+        assert text in html
+    assert html.index("党建引领") < html.index("24小时热线") < html.index("团购管理")
+    page = Page(html)
+    assert '<label for="voter_id">手机号</label>' in html
+    voter = page.input("voter_id")
+    assert voter["inputmode"] == "numeric"
+    assert voter["autocomplete"] == "off"
+    assert voter["value"] == ""
+    assert sorted(i["value"] for i in page.inputs if i.get("name") == "choices") == [
+        "A01",
+        "A02",
+        "A03",
+    ]
+    assert 'href="/vote/c1?lang=en"' in html
+
+
+def test_form_renders_in_english_with_lang_en(client, open_campaign):
+    """?lang=en switches the form to English, and the choice sticks for the next page."""
+    open_campaign()
+    html = client.get("/vote/c1?lang=en").text
+    assert '<html lang="en">' in html
+    for text in ("Mobile number", "Choose 1–3.", "One ballot per person.", "Submit my ballot"):
+        assert text in html
+    assert "手机号" not in html
+    again = client.get("/vote/c1").text
+    assert "Submit my ballot" in again
+    back = client.get("/vote/c1?lang=zh").text
+    assert "提交投票" in back
+
+
+def test_voter_id_label_follows_the_campaign_kind(client, open_campaign):
+    """A campaign keyed by resident ID asks for 身份证号, not a phone number."""
+    open_campaign(voting={"voter_id": "cn_resident_id"})
+    page = get_form(client)
+    assert '<label for="voter_id">身份证号</label>' in page.html
+    assert page.input("voter_id")["inputmode"] == "text"
+
+
+def test_form_carries_a_fresh_ballot_id_and_a_csrf_token(client, open_campaign):
+    """Each rendered form has its own ballot id (a UUID4) and a CSRF token."""
+    open_campaign()
+    first, second = get_form(client), get_form(client)
+    ids = [first.value("ballot_id"), second.value("ballot_id")]
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+    assert ids[0] != ids[1]
+    assert first.value("csrf_token")
+    assert first.input("ballot_id")["type"] == first.input("csrf_token")["type"] == "hidden"
+
+
+def test_pages_use_no_script_and_no_external_assets(client, open_campaign):
+    """The form and the receipt work with JavaScript off and load nothing from elsewhere."""
+    open_campaign()
+    form = get_form(client)
+    receipt = client.get(post_form(client, form, PHONE, ["A01"]).headers["Location"])
+    for page in (form, Page(receipt.text), Page(client.get("/receipt").text)):
+        assert page.scripts == 0
+        assert "<script" not in page.html.lower()
+        assert page.urls
+        for url in page.urls:
+            assert not url.startswith(("http://", "https://", "//")), url
+        assert 'href="/static/site.css"' in page.html
+
+
+# --- casting --------------------------------------------------------------------------
+
+
+def test_successful_post_redirects_to_a_receipt_without_the_voter(client, app, open_campaign):
+    """A vote answers 303 to a receipt page with a QR code that returns to a fresh form."""
+    open_campaign()
+    response = post_form(client, get_form(client), PHONE, ["A01", "A03"])
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert re.fullmatch(r"/vote/c1/receipt/[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", location)
+    receipt = client.get(location)
+    assert receipt.status_code == 200
+    assert receipt.headers["Cache-Control"] == "no-store"
+    page = Page(receipt.text)
+    assert page.refresh() == "8; url=/vote/c1"
+    code = location.rsplit("/", 1)[1]
+    assert code in receipt.text
+    assert re.search(r"<svg[^>]*class=\"qr\"", receipt.text)
+    for private in (PHONE, "A01", "A03", "24小时热线", "便民配药"):
+        assert private not in receipt.text
+    [ballot] = ballots(app)
+    assert (ballot.channel, ballot.kiosk_id, ballot.receipt) == ("web", None, code)
+
+
+def test_double_post_with_the_same_ballot_id_counts_once(client, app, open_campaign):
+    """A double tap (the same form posted twice) records one ballot and one receipt."""
+    open_campaign()
+    form = get_form(client)
+    first = post_form(client, form, PHONE, ["A02"])
+    second = post_form(client, form, PHONE, ["A02"])
+    assert first.status_code == second.status_code == 303
+    assert first.headers["Location"] == second.headers["Location"]
+    assert ballot_count(app) == 1
+
+
+ERRORS = {
+    # code: (status, field, Chinese text, English text)
+    "too_many_choices": (422, "choices", "最多只能选择 2 项", "You can choose at most 2"),
+    "invalid_voter_id": (422, "voter_id", "请输入正确的 11 位手机号", "valid 11-digit mobile"),
+    "already_voted": (409, "voter_id", "您已经投过票了", "You have already voted"),
+    "voting_closed": (403, "form", "投票已经结束", "Voting has closed"),
+}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("code", sorted(ERRORS))
+def test_errors_are_shown_next_to_the_field(client, app, clock, open_campaign, code, lang):
+    """A refused ballot re-renders the form with the reason beside the field, in the
+    voter's language, the boxes still ticked and the phone number not echoed."""
+    open_campaign(voting={"max_choices": 2})
+    query = "?lang=en" if lang == "en" else ""
+    voter, choices = PHONE, ["A01", "A02"]
+    if code == "too_many_choices":
+        choices = ["A01", "A02", "A03"]
+    elif code == "invalid_voter_id":
+        voter = "1391234"
+    elif code == "already_voted":
+        assert post_form(client, get_form(client), PHONE, ["A03"]).status_code == 303
+    form = get_form(client, query=query)
+    if code == "voting_closed":
+        clock.set(AFTER_CLOSE)
+    response = post_form(client, form, voter, choices, query=query)
+
+    status, field, zh, en = ERRORS[code]
+    assert response.status_code == status
+    assert response.headers["Cache-Control"] == "no-store"
+    page = Page(response.text)
+    error = page.error(code)
+    assert error["data-field"] == field
+    assert (en if lang == "en" else zh) in error["text"]
+    assert (zh if lang == "en" else en) not in response.text
+    assert voter not in response.text
+    if field != "form":
+        described = page.described["voter_id" if field == "voter_id" else "fieldset"]
+        assert error["id"] in described.split()
+        assert page.input("voter_id")["value"] == ""
+        assert page.checked() == choices
+    if code == "already_voted":
+        assert page.value("ballot_id") != form.value("ballot_id")
+    elif field != "form":
+        assert page.value("ballot_id") == form.value("ballot_id")
+    assert ballot_count(app) == (1 if code == "already_voted" else 0)
+
+
+def test_retry_after_an_error_keeps_the_ballot_id(client, app, open_campaign):
+    """After fixing a mistake the same ballot id goes through, once."""
+    open_campaign()
+    refused = post_form(client, get_form(client), "139", ["A01"])
+    assert refused.status_code == 422
+    page = Page(refused.text)
+    accepted = post_form(client, page, PHONE, page.checked())
+    assert accepted.status_code == 303
+    assert [b.id for b in ballots(app)] == [page.value("ballot_id")]
+
+
+def test_post_without_csrf_token_is_refused(client, app, open_campaign):
+    """A form posted without (or with a forged) CSRF token records nothing: 400."""
+    open_campaign()
+    form = get_form(client)
+    base = {"ballot_id": form.value("ballot_id"), "voter_id": PHONE, "choices": ["A01"]}
+    missing = client.post("/vote/c1", data=base)
+    forged = client.post("/vote/c1", data={**base, "csrf_token": "forged"})
+    for response in (missing, forged):
+        assert response.status_code == 400
+        assert "text/html" in response.content_type
+        assert page_code(response) == "csrf_failed"
+    assert ballot_count(app) == 0
+
+
+def test_rate_limited_posts_get_a_friendly_page(client, app, open_campaign, monkeypatch):
+    """Too many posts from one address get a 429 page saying when to retry."""
+    monkeypatch.setitem(app.config, "RATELIMIT_BALLOTS_WEB", "2 per minute")
+    open_campaign()
+    form = get_form(client)
+    codes = [post_form(client, form, "1", ["A01"]).status_code for _ in range(3)]
+    assert codes == [422, 422, 429]
+    response = post_form(client, form, "1", ["A01"])
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert "提交太频繁了" in response.text
+    assert page_code(response) == "rate_limited"
+
+
+# --- kiosks ---------------------------------------------------------------------------
+
+
+def test_kiosk_enrolment_sets_the_cookie_and_ballots_record_the_kiosk(client, app, open_campaign):
+    """An enrolled kiosk's ballots are recorded as channel kiosk with its id."""
+    open_campaign()
+    kiosk = new_kiosk(client)
+    confirm = client.get(f"/kiosk/enrol?token={kiosk['token']}")
+    assert "街道大厅 1 号机" in confirm.text
+    assert client.get_cookie("votes_kiosk") is None  # a GET changes nothing
+    done = enrol(client, kiosk["token"])
+    assert done.status_code == 200
+    assert "登记成功" in done.text
+    cookie = client.get_cookie("votes_kiosk")
+    assert cookie.value == kiosk["token"]
+    assert cookie.http_only
+    assert cookie.same_site == "Lax"
+    assert cookie.expires - datetime.now(UTC) > timedelta(days=390)
+    form = get_form(client)
+    assert "投票终端:街道大厅 1 号机" in form.html
+    assert post_form(client, form, PHONE, ["A01"]).status_code == 303
+    [ballot] = ballots(app)
+    assert (ballot.channel, ballot.kiosk_id) == ("kiosk", kiosk["id"])
+
+
+def test_enrolment_with_an_invalid_token_is_refused(client, open_campaign):
+    """A wrong enrolment link says so and sets no cookie."""
+    open_campaign()
+    refused = client.get("/kiosk/enrol?token=ksk_not-a-token")
+    assert refused.status_code == 403
+    assert page_code(refused) == "invalid_kiosk_token"
+    csrf = get_form(client).value("csrf_token")
+    posted = client.post("/kiosk/enrol", data={"token": "ksk_nope", "csrf_token": csrf})
+    assert posted.status_code == 403
+    assert client.get_cookie("votes_kiosk") is None
+
+
+def test_revoked_kiosk_cookie_is_refused(client, app, open_campaign):
+    """Once a kiosk is revoked its browser can no longer vote, even on a web campaign."""
+    open_campaign()
+    kiosk = new_kiosk(client)
+    enrol(client, kiosk["token"])
+    form = get_form(client)
+    assert client.delete(f"/api/v1/kiosks/{kiosk['id']}", headers=ADMIN).status_code == 204
+    response = post_form(client, form, PHONE, ["A01"])
+    assert response.status_code == 403
+    assert page_code(response) == "kiosk_revoked"
+    assert "重新登记" in response.text
+    assert client.get("/vote/c1").status_code == 403
+    assert ballot_count(app) == 0
+    # Enrolling again with the revoked token is refused too.
+    assert client.get(f"/kiosk/enrol?token={kiosk['token']}").status_code == 403
+
+
+def test_kiosk_only_campaign_refuses_a_browser_without_the_cookie(
+    client, app, clock, make_campaign
+):
+    """Without the web channel, a plain browser is told it is not an enrolled kiosk."""
+    make_campaign("web-ok")
+    make_campaign("kiosk-only", voting={"channels": ["kiosk"]})
+    clock.set(OPEN)
+    refused = client.get("/vote/kiosk-only")
+    assert refused.status_code == 403
+    assert page_code(refused) == "not_a_kiosk"
+    assert "不是已登记的投票终端" in refused.text
+    form = get_form(client, "web-ok")  # a valid session and CSRF token, from another form
+    posted = post_form(client, form, PHONE, ["A01"], slug="kiosk-only")
+    assert posted.status_code == 403
+    assert ballot_count(app) == 0
+    enrol(client, new_kiosk(client)["token"])
+    kiosk_form = get_form(client, "kiosk-only")
+    assert post_form(client, kiosk_form, PHONE, ["A01"], slug="kiosk-only").status_code == 303
+
+
+# --- receipts and the index -----------------------------------------------------------
+
+
+def test_receipt_lookup_page_says_recorded(client, open_campaign):
+    """A voter can type the receipt code (any case, dashes optional) and read its status."""
+    open_campaign()
+    location = post_form(client, get_form(client), PHONE, ["A01"]).headers["Location"]
+    code = location.rsplit("/", 1)[1]
+    found = client.get(f"/receipt?code={code.replace('-', '').lower()}")
+    assert found.status_code == 200
+    assert "已记录" in found.text
+    assert code in found.text
+    assert "优秀案例评选" in found.text
+    assert PHONE not in found.text
+    english = client.get(f"/receipt?code={code}&lang=en")
+    assert "Recorded:" in english.text
+    missing = client.get("/receipt?code=AAAA-BBBB-CCCC-DDDD")
+    assert missing.status_code == 404
+    assert Page(missing.text).error("not_found")
+
+
+def test_unknown_receipt_page_is_404(client, open_campaign):
+    """A made-up receipt URL is a 404 page, not a receipt."""
+    open_campaign()
+    response = client.get("/vote/c1/receipt/AAAA-BBBB-CCCC-DDDD")
+    assert response.status_code == 404
+    assert "text/html" in response.content_type
+    assert client.get("/vote/nope").status_code == 404
+
+
+def test_index_links_to_the_form_while_voting_is_open(client, make_campaign, clock):
+    """The home page links a campaign to its form only while voting is open."""
+    make_campaign()
+    assert 'href="/vote/c1"' not in client.get("/").text
+    clock.set(OPEN)
+    assert 'href="/vote/c1"' in client.get("/").text
+
+
+def test_closed_form_shows_the_entries_without_a_form(client, make_campaign, clock):
+    """Before opening the page says when voting opens and offers nothing to submit."""
+    make_campaign()
+    html = client.get("/vote/c1").text
+    assert "投票尚未开始" in html
+    assert "2026-11-21 09:00" in html
+    assert "<form" not in html.split("<main>", 1)[1]
+
+
+# --- translations ---------------------------------------------------------------------
+
+
+def test_catalogs_are_compiled_into_the_instance_folder(app):
+    """The English catalog is built at start-up; no .mo file lives in the source tree."""
+    from service.translations import SOURCE_DIR
+
+    built = Path(app.instance_path, "translations", "en", "LC_MESSAGES", "messages.mo")
+    assert built.exists()
+    assert not list(SOURCE_DIR.rglob("*.mo"))
+
+
+def test_a_changed_catalog_is_recompiled(tmp_path):
+    """Editing a .po takes effect at the next start, with no manual compile step."""
+    from service.translations import compile_catalogs
+
+    source = tmp_path / "src" / "en" / "LC_MESSAGES"
+    source.mkdir(parents=True)
+    po = source / "messages.po"
+    po.write_text('msgid ""\nmsgstr ""\n"Language: en\\n"\n\nmsgid "是"\nmsgstr "Yes"\n')
+    target = compile_catalogs(tmp_path / "out", tmp_path / "src")
+    mo = target / "en" / "LC_MESSAGES" / "messages.mo"
+    assert b"Yes" in mo.read_bytes()
+    po.write_text(po.read_text().replace('"Yes"', '"Yeah"'))
+    compile_catalogs(tmp_path / "out", tmp_path / "src")
+    assert b"Yeah" in mo.read_bytes()
+
+
+# --- over real HTTP -------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real socket (same process, so the test clock applies)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+class _RecordRedirects(HTTPRedirectHandler):
+    def __init__(self) -> None:
+        self.codes: list[int] = []
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.codes.append(code)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def test_vote_over_real_http(live_server, app, open_campaign):
+    """A browser-like client on a real socket gets the form, posts it, follows the 303
+    and reads its receipt."""
+    open_campaign()
+    redirects = _RecordRedirects()
+    opener = build_opener(ProxyHandler({}), HTTPCookieProcessor(CookieJar()), redirects)
+    with opener.open(f"{live_server}/vote/c1", timeout=10) as response:
+        assert response.status == 200
+        form = Page(response.read().decode())
+    body = urlencode(
+        {
+            "csrf_token": form.value("csrf_token"),
+            "ballot_id": form.value("ballot_id"),
+            "voter_id": PHONE,
+            "choices": ["A01", "A02"],
+        },
+        doseq=True,
+    ).encode()
+    request = Request(f"{live_server}/vote/c1", data=body, method="POST")
+    with opener.open(request, timeout=10) as response:
+        assert response.status == 200
+        assert redirects.codes == [303]
+        assert re.search(r"/vote/c1/receipt/[A-Z2-7-]{19}$", response.url)
+        receipt = Page(response.read().decode())
+    assert receipt.refresh() == "8; url=/vote/c1"
+    assert "<svg" in receipt.html
+    assert PHONE not in receipt.html
+    [ballot] = ballots(app)
+    assert ballot.receipt in receipt.html
+    assert ballot.channel == "web"
