@@ -20,9 +20,9 @@ def register_api(app) -> VotesApi:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    from . import ballots, campaigns, kiosks
+    from . import ballots, campaigns, kiosks, rankings, results, review
 
-    for module in (campaigns, kiosks, ballots):
+    for module in (campaigns, kiosks, ballots, review, rankings, results):
         api.register_blueprint(module.blp)
     from schemas.ballot import BallotInSchema
 
