@@ -16,10 +16,11 @@ from .cli import create_campaign_from_doc, substitute_times
 from .clock import frozen
 from .domain.ballots import cast_ballot, entry_ids
 from .domain.campaigns import import_entries_csv
+from .domain.review import add_expert, is_recused, submit_score
 from .domain.voters import resident_id_check_char
 from .errors import ApiError
 from .extensions import db
-from .models import Campaign, Kiosk
+from .models import Campaign, Entry, Kiosk
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 CAMPAIGN_FILES = ("cases", "groups", "grids")
@@ -30,6 +31,7 @@ DEMO_BALLOTS = {"pengpu-2022-cases": 400, "pengpu-2022-groups": 900, "pengpu-202
 def load_demo(at: datetime | None = None) -> Iterator[str]:
     """Create each demo campaign that does not exist yet, with its entries."""
     at = at or datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)
+    experts = json.loads((DEMO_DIR / "experts.json").read_text("utf-8"))
     for name in CAMPAIGN_FILES:
         doc = substitute_times(json.loads((DEMO_DIR / f"{name}.json").read_text("utf-8")), at)
         if db.session.scalar(select(exists().where(Campaign.slug == doc["slug"]))):
@@ -45,7 +47,14 @@ def load_demo(at: datetime | None = None) -> Iterator[str]:
         db.session.commit()
         cast = simulate_ballots(campaign, DEMO_BALLOTS.get(campaign.slug, 200), at)
         db.session.commit()
-        yield f"{campaign.slug}: created with {result['created']} entries, {cast} ballots"
+        scored, links = simulate_review(campaign, experts.get(campaign.slug, []), at)
+        db.session.commit()
+        yield (
+            f"{campaign.slug}: created with {result['created']} entries, {cast} ballots, "
+            f"{len(links)} experts, {scored} scores"
+        )
+        for name, link in links:
+            yield f"  expert {name}: {link}"
 
 
 def _fake_voter(kind: str, rng: random.Random) -> str:
@@ -110,3 +119,38 @@ def _demo_kiosk() -> Kiosk:
         db.session.add(kiosk)
         db.session.flush()
     return kiosk
+
+
+def simulate_review(campaign: Campaign, panel: list[dict], at: datetime) -> tuple[int, list]:
+    """Register the demo panel and let it score, through the same domain functions.
+
+    Each expert has a personal leniency and each entry a hidden quality, so the
+    calibration options have something to correct. Recused entries are skipped.
+    """
+    if not campaign.criteria or not panel:
+        return 0, []
+    rng = random.Random(campaign.slug + ":review")
+    review = campaign.review
+    opens = datetime.fromisoformat(review["opens_at"])
+    closes = min(datetime.fromisoformat(review["closes_at"]), at)
+    entries = db.session.scalars(
+        select(Entry).where(Entry.campaign_id == campaign.id).order_by(Entry.code)
+    ).all()
+    quality = {e.code: rng.uniform(0.45, 0.95) for e in entries}
+    scored, links = 0, []
+    for member in panel:
+        expert, token = add_expert(campaign, member["name"], member.get("area"), "demo")
+        links.append((member["name"], f"/review/{campaign.slug}/login?token={token}"))
+        leniency = rng.uniform(-0.1, 0.1)
+        for entry in entries:
+            if is_recused(campaign, expert, entry) or rng.random() < 0.15:
+                continue
+            points = {}
+            for c in campaign.criteria:
+                share = min(1.0, max(0.0, quality[entry.code] + leniency + rng.gauss(0, 0.07)))
+                points[c.key] = round(share * c.max_points)
+            when = opens + (closes - opens) * rng.uniform(0.05, 0.95)
+            with frozen(when):
+                submit_score(campaign, expert, entry.code, points, None)
+            scored += 1
+    return scored, links

@@ -5,7 +5,7 @@ import json
 from sqlalchemy import func, select
 
 from service.extensions import db
-from service.models import Ballot, Campaign, Entry, Kiosk
+from service.models import Ballot, Campaign, Entry, Expert, Kiosk, Score
 from tests.conftest import campaign_doc
 
 
@@ -43,6 +43,23 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
     }
     assert 0 < kiosk_ballots < sum(ballots.values())
     assert "400 ballots" in result.output
+    with app.app_context():
+        scored = dict(
+            db.session.execute(
+                select(Campaign.slug, func.count(Score.id)).join(Score).group_by(Campaign.slug)
+            ).all()
+        )
+        recused = db.session.scalar(
+            select(func.count())
+            .select_from(Score)
+            .join(Expert, Expert.id == Score.expert_id)
+            .join(Entry, Entry.id == Score.entry_id)
+            .where(Expert.area == Entry.area)
+        )
+    # The demo panels scored the two reviewed campaigns, never an entry of their own area.
+    assert set(scored) == {"pengpu-2022-cases", "pengpu-2023-grids"}
+    assert min(scored.values()) > 50 and recused == 0
+    assert "/review/pengpu-2022-cases/login?token=exp_" in result.output
     again = runner.invoke(args=["demo", "load"])
     assert again.exit_code == 0 and "skipped" in again.output
 
