@@ -334,6 +334,28 @@ def test_retry_after_an_error_keeps_the_ballot_id(client, app, open_campaign):
     assert [b.id for b in ballots(app)] == [page.value("ballot_id")]
 
 
+def test_form_without_a_valid_ballot_id_is_shown_again(client, app, open_campaign):
+    """A mangled form (no usable ballot id) is shown again with a new id; nothing counts."""
+    open_campaign()
+    form = get_form(client)
+    response = client.post(
+        "/vote/c1",
+        data={
+            "csrf_token": form.value("csrf_token"),
+            "ballot_id": "not-a-uuid",
+            "voter_id": PHONE,
+            "choices": ["A01"],
+        },
+    )
+    assert response.status_code == 400
+    page = Page(response.text)
+    assert page.error("bad_request")["data-field"] == "form"
+    assert uuid.UUID(page.value("ballot_id")).version == 4
+    assert page.checked() == ["A01"]
+    assert PHONE not in response.text
+    assert ballot_count(app) == 0
+
+
 def test_post_without_csrf_token_is_refused(client, app, open_campaign):
     """A form posted without (or with a forged) CSRF token records nothing: 400."""
     open_campaign()
@@ -397,6 +419,22 @@ def test_enrolment_with_an_invalid_token_is_refused(client, open_campaign):
     posted = client.post("/kiosk/enrol", data={"token": "ksk_nope", "csrf_token": csrf})
     assert posted.status_code == 403
     assert client.get_cookie("votes_kiosk") is None
+
+
+def test_enrolment_by_typing_the_token(client, app, open_campaign):
+    """Staff can type the token instead of opening a link that carries it."""
+    open_campaign()
+    kiosk = new_kiosk(client)
+    page = client.get("/kiosk/enrol")
+    assert page.status_code == 200
+    form = Page(page.text)
+    assert form.input("token")["value"] == ""
+    done = client.post(
+        "/kiosk/enrol",
+        data={"token": f" {kiosk['token']} ", "csrf_token": form.value("csrf_token")},
+    )
+    assert done.status_code == 200
+    assert client.get_cookie("votes_kiosk").value == kiosk["token"]
 
 
 def test_revoked_kiosk_cookie_is_refused(client, app, open_campaign):
@@ -493,6 +531,28 @@ def test_catalogs_are_compiled_into_the_instance_folder(app):
     built = Path(app.instance_path, "translations", "en", "LC_MESSAGES", "messages.mo")
     assert built.exists()
     assert not list(SOURCE_DIR.rglob("*.mo"))
+
+
+def test_every_interface_string_has_an_english_translation():
+    """Switching to English never leaves a Chinese sentence behind on these pages."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    from service.translations import SOURCE_DIR
+
+    service = SOURCE_DIR.parent
+    wanted = {
+        message
+        for root, method in ((service / "web", "python"), (service / "templates", "jinja2"))
+        for _, _, message, *_ in extract_from_dir(
+            root, method_map=[("**.py", method) if method == "python" else ("**.html", method)]
+        )
+    }
+    with (SOURCE_DIR / "en" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="en")
+    translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}
+    assert wanted
+    assert sorted(wanted - translated) == []
 
 
 def test_a_changed_catalog_is_recompiled(tmp_path):

@@ -91,8 +91,16 @@ def _no_store(response):
 
 @bp.get("/kiosk/enrol")
 def enrol_confirm():
-    """The page an admin opens on the kiosk: it names the kiosk and asks to confirm."""
-    token = request.args.get("token", "")
+    """The page an admin opens on the kiosk: it names the kiosk and asks to confirm.
+
+    Without ``?token=`` it asks for the token instead, for sites whose proxy logs would
+    otherwise record it in the URL.
+    """
+    token = request.args.get("token", "").strip()
+    if not token:
+        return _no_store(
+            make_response(render_template("enrol.html", kiosk=None, token="", done=False))
+        )
     kiosk = kiosk_for_token(token)
     if kiosk is None:
         return _invalid_token()
@@ -104,7 +112,7 @@ def enrol_confirm():
 @bp.post("/kiosk/enrol")
 def enrol():
     """Bind this browser to the kiosk (a POST with CSRF, so a link alone changes nothing)."""
-    token = request.form.get("token", "")
+    token = request.form.get("token", "").strip()
     kiosk = kiosk_for_token(token)
     if kiosk is None:
         return _invalid_token()
