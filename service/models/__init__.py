@@ -4,7 +4,7 @@ from .audit import AuditEvent
 from .auth import ApiToken
 from .ballot import Ballot, BallotChoice, Exclusion, Kiosk
 from .campaign import Campaign, Criterion, Entry
-from .publication import NightlyMark, Publication, RankingRun
+from .publication import MerkleChunk, NightlyMark, Publication, RankingRun
 from .review import Assignment, Expert, Score, ScoreHistory
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Exclusion",
     "Expert",
     "Kiosk",
+    "MerkleChunk",
     "NightlyMark",
     "Publication",
     "RankingRun",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -57,3 +57,25 @@ class NightlyMark(db.Model):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Added for receipts after publication (see workers/merkle.py): a run stores its counted
+# receipts in Merkle-aligned chunks, so an inclusion proof reads one chunk and the chunk
+# roots instead of rehashing every counted ballot per request.
+class MerkleChunk(db.Model):
+    """``CHUNK`` consecutive leaves of a run's ballot tree: their receipts and root."""
+
+    __tablename__ = "merkle_chunks"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("ranking_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_receipt: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    receipts: Mapped[str] = mapped_column(Text)  # newline-separated, in leaf order
+    root: Mapped[str] = mapped_column(String(64))  # hex
+
+
+# One publication per run: a publish job retried after a crash finds the first one.
+Index("uq_publications_run_id", Publication.run_id, unique=True)
