@@ -1,0 +1,145 @@
+"""Ranking runs and publishing (admin): both only enqueue; workers do the work."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from redis import RedisError
+
+from schemas.common import ApiErrorSchema
+
+from ..auth import require
+from ..domain import rankings as domain
+from ..domain.campaigns import get_campaign
+from ..domain.publications import publication_for_run
+from ..errors import ApiError
+from ..extensions import db
+from ..models import RankingRun
+
+blp = Blueprint(
+    "rankings",
+    __name__,
+    url_prefix="/api/v1",
+    description="排名计算与结果公示 / Ranking runs and publication",
+)
+ADMIN = [{"bearer": []}]
+
+
+class RunAcceptedSchema(Schema):
+    run_id = fields.String()
+    job_id = fields.String()
+    status = fields.String()
+
+
+class RunSchema(Schema):
+    id = fields.String()
+    campaign = fields.String()
+    status = fields.String(metadata={"enum": list(domain.STATUSES)})
+    trigger = fields.String()
+    job_id = fields.String(allow_none=True)
+    input_digest = fields.String(allow_none=True)
+    ballots_root = fields.String(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    result = fields.Dict(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    started_at = fields.String(allow_none=True)
+    finished_at = fields.String(allow_none=True)
+
+
+class PublishSchema(Schema):
+    run_id = fields.String(load_default=None, allow_none=True)
+
+
+class PublishAcceptedSchema(Schema):
+    job_id = fields.String()
+    run_id = fields.String()
+
+
+def _queue_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "queue_unavailable",
+        "任务队列暂时不可用 / The job queue is temporarily unavailable",
+        headers={"Retry-After": "10"},
+    )
+
+
+@blp.route("/campaigns/<slug>/rankings")
+class Rankings(MethodView):
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    @blp.response(202, RunAcceptedSchema)
+    @blp.alt_response(503, schema=ApiErrorSchema, description="queue_unavailable")
+    def post(self, slug):
+        """Start a ranking run: freeze the input and compute it in a worker."""
+        from workers.jobs import enqueue_compute
+
+        campaign = get_campaign(slug)
+        run = domain.create_run(campaign, "manual")
+        db.session.commit()
+        try:
+            job = enqueue_compute(run.id)
+        except RedisError as exc:
+            # The run would otherwise stay "queued" with no job behind it.
+            domain.record_failure(run, "queue_unavailable", f"could not enqueue: {exc}")
+            db.session.commit()
+            raise _queue_unavailable() from exc
+        return {"run_id": run.id, "job_id": job.id, "status": run.status}
+
+
+@blp.route("/rankings/<run_id>")
+class RankingItem(MethodView):
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    @blp.response(200, RunSchema)
+    @blp.alt_response(404, schema=ApiErrorSchema, description="not_found")
+    def get(self, run_id):
+        """A run: queued, running, finished (with the result) or failed (with the error)."""
+        return domain.run_view(domain.get_run(run_id))
+
+
+@blp.route("/campaigns/<slug>/publications")
+class Publications(MethodView):
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    @blp.arguments(PublishSchema, required=False)
+    @blp.response(202, PublishAcceptedSchema)
+    @blp.alt_response(
+        409, schema=ApiErrorSchema, description="no_finished_run, run_not_finished, run_expired"
+    )
+    @blp.alt_response(503, schema=ApiErrorSchema, description="queue_unavailable")
+    def post(self, data, slug):
+        """Publish the latest finished run (or ``run_id``) as the next version."""
+        from workers.jobs import enqueue_publish
+
+        campaign = get_campaign(slug)
+        run_id = (data or {}).get("run_id")
+        if run_id is None:
+            run = domain.latest_finished_run(campaign.id)
+            if run is None:
+                raise ApiError(
+                    409, "no_finished_run", "没有已完成的计算 / No finished ranking run to publish"
+                )
+        else:
+            run = db.session.get(RankingRun, run_id)
+            if run is None or run.campaign_id != campaign.id:
+                raise ApiError(404, "not_found", f"计算任务不存在 / No ranking run '{run_id}'")
+            if run.status != "finished":
+                raise ApiError(
+                    409,
+                    "run_not_finished",
+                    f"计算尚未完成 / The run is {run.status}",
+                    {"status": run.status},
+                )
+        if publication_for_run(run.id) is None and not domain.has_ballot_tree(run):
+            raise ApiError(
+                409,
+                "run_expired",
+                "该计算的选票树已清理,请重新计算 / This run's ballot tree was pruned; run again",
+            )
+        try:
+            job = enqueue_publish(campaign.id, run.id)
+        except RedisError as exc:
+            raise _queue_unavailable() from exc
+        return {"job_id": job.id, "run_id": run.id}

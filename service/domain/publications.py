@@ -1,0 +1,286 @@
+"""Publications: versioned, immutable result documents, and receipt status after them.
+
+A publication is a finished run's result (``result_digest`` included) plus ``version``,
+``published_at`` and ``run_id``, with ``digest`` = SHA-256 of the canonical JSON of the
+rest (DESIGN.md "Digest"). One publication per run (``uq_publications_run_id``): a
+publish job retried after a crash finds the one it made instead of making another.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+from typing import Any
+
+from sqlalchemy import func, select
+
+from workers import merkle
+
+from ..clock import now
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Ballot, Campaign, Exclusion, MerkleChunk, Publication, RankingRun
+from .audit import audit
+from .rankings import digest, latest_finished_run
+
+CSV_COLUMNS = [
+    "rank",
+    "code",
+    "title",
+    "category",
+    "area",
+    "votes",
+    "vote_score",
+    "reviews",
+    "expert_score",
+    "combined",
+    "selected",
+    "award",
+    "flags",
+]
+
+
+class PublishError(Exception):
+    """A publication that can never succeed (no finished run, wrong campaign): not retried."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def latest_publication(campaign_id: int) -> Publication | None:
+    return db.session.scalar(
+        select(Publication)
+        .where(Publication.campaign_id == campaign_id)
+        .order_by(Publication.version.desc())
+        .limit(1)
+    )
+
+
+def publication_for_run(run_id: str) -> Publication | None:
+    return db.session.scalar(select(Publication).where(Publication.run_id == run_id))
+
+
+def publish_run(
+    campaign_id: int, run_id: str | None, actor: str = "job", if_changed: bool = False
+) -> Publication | None:
+    """Publish ``run_id`` (or the latest finished run) as the next version; caller commits.
+
+    Idempotent per run: an existing publication of the run is returned as is. With
+    ``if_changed`` (nightly), a run that did not finish or whose input digest equals the
+    latest publication's publishes nothing and returns None. Raises ``PublishError`` when it never can.
+    """
+    if run_id is None:
+        run = latest_finished_run(campaign_id)
+        if run is None:
+            raise PublishError("no_finished_run", "no finished ranking run to publish")
+    else:
+        run = db.session.get(RankingRun, run_id)
+        if run is None or run.campaign_id != campaign_id:
+            raise PublishError("not_found", f"no ranking run {run_id} in this campaign")
+    existing = publication_for_run(run.id)
+    if existing is not None:
+        return existing
+    if run.status != "finished":
+        if if_changed:
+            return None
+        raise PublishError("run_not_finished", f"run {run.id} is {run.status}")
+    if if_changed:
+        latest = latest_publication(campaign_id)
+        if latest is not None and latest.document.get("input_digest") == run.input_digest:
+            return None
+
+    version = (
+        db.session.scalar(
+            select(func.max(Publication.version)).where(Publication.campaign_id == campaign_id)
+        )
+        or 0
+    ) + 1
+    published_at = now()
+    document = {
+        **run.result,
+        "version": version,
+        "published_at": published_at.isoformat(),
+        "run_id": run.id,
+    }
+    document["digest"] = digest(document)
+    publication = Publication(
+        campaign_id=campaign_id,
+        version=version,
+        run_id=run.id,
+        document=document,
+        digest=document["digest"],
+        published_at=published_at,
+    )
+    db.session.add(publication)
+    db.session.flush()  # the unique constraints settle concurrent publishers here
+    audit(
+        "publication.create",
+        actor,
+        campaign_id,
+        version=version,
+        run_id=run.id,
+        digest=document["digest"],
+    )
+    return publication
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def get_publication(campaign: Campaign, version: int) -> Publication:
+    publication = db.session.scalar(
+        select(Publication).where(
+            Publication.campaign_id == campaign.id, Publication.version == version
+        )
+    )
+    if publication is None:
+        raise ApiError(404, "not_found", f"没有第 {version} 版结果 / No publication {version}")
+    return publication
+
+
+def _not_published(campaign: Campaign) -> ApiError:
+    return ApiError(
+        404,
+        "not_published",
+        "结果尚未公示 / Results have not been published yet",
+        {"campaign": campaign.slug},
+    )
+
+
+def results_document(campaign: Campaign) -> dict[str, Any]:
+    """The latest publication; before any, the latest finished run marked provisional
+    when the campaign shows live results; otherwise 404 ``not_published``."""
+    publication = latest_publication(campaign.id)
+    if publication is not None:
+        return publication.document
+    if (campaign.results or {}).get("live"):
+        run = latest_finished_run(campaign.id)
+        if run is not None:
+            return {
+                **run.result,
+                "run_id": run.id,
+                "computed_at": run.finished_at.isoformat(),
+                "provisional": True,
+            }
+    raise _not_published(campaign)
+
+
+def results_csv(campaign: Campaign) -> tuple[str, int]:
+    """The latest publication as CSV text (with a BOM so spreadsheet programs read UTF-8),
+    and its version."""
+    publication = latest_publication(campaign.id)
+    if publication is None:
+        raise _not_published(campaign)
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in publication.document["rows"]:
+        writer.writerow(
+            [
+                row["rank"],
+                row["code"],
+                row["title"],
+                row.get("category") or "",
+                row.get("area") or "",
+                row["votes"],
+                row["vote_score"],
+                row["reviews"],
+                row["expert_score"],
+                row["combined"],
+                "true" if row["selected"] else "false",
+                row.get("award") or "",
+                ";".join(row.get("flags") or []),
+            ]
+        )
+    return out.getvalue(), publication.version
+
+
+# --- receipts ---------------------------------------------------------------------------
+
+
+def inclusion_proof(run_id: str, receipt: str) -> dict[str, Any] | None:
+    """Leaf hash and RFC 6962 audit path of ``receipt`` in the run's ballot tree, or None.
+
+    Reads the chunk directory (first receipt, size and root per chunk) and one chunk's
+    receipts; hashes at most ``merkle.CHUNK`` leaves.
+    """
+    chunks = db.session.execute(
+        select(MerkleChunk.chunk_index, MerkleChunk.first_receipt, MerkleChunk.size)
+        .where(MerkleChunk.run_id == run_id)
+        .order_by(MerkleChunk.chunk_index)
+    ).all()
+    if not chunks:
+        return None
+    # Leaves are ordered by UTF-8 bytes, which is Python's str order: bisect works.
+    c = bisect.bisect_right([row.first_receipt for row in chunks], receipt) - 1
+    if c < 0:
+        return None
+    text = db.session.scalar(
+        select(MerkleChunk.receipts).where(
+            MerkleChunk.run_id == run_id, MerkleChunk.chunk_index == c
+        )
+    )
+    members = text.split("\n")
+    offset = bisect.bisect_left(members, receipt)
+    if offset >= len(members) or members[offset] != receipt:
+        return None
+    roots = [
+        bytes.fromhex(r)
+        for r in db.session.scalars(
+            select(MerkleChunk.root)
+            .where(MerkleChunk.run_id == run_id)
+            .order_by(MerkleChunk.chunk_index)
+        )
+    ]
+    leaves = merkle.leaf_hashes([m.encode("utf-8") for m in members])
+    path = merkle.chunked_audit_path(leaves, roots, c, offset)
+    return {
+        "leaf_hash": leaves[offset].hex(),
+        "proof": {
+            "leaf_index": sum(row.size for row in chunks[:c]) + offset,
+            "tree_size": sum(row.size for row in chunks),
+            "audit_path": [p.hex() for p in path],
+        },
+    }
+
+
+def receipt_status(ballot: Ballot) -> dict[str, Any]:
+    """What a voter may learn from a receipt, relative to the latest publication.
+
+    - ``counted``: in the published tree, with leaf hash and audit path to
+      ``ballots_root`` (leaf data = the UTF-8 bytes of the receipt code);
+    - ``excluded``: not in it because an active exclusion removed it, with the reason;
+    - ``recorded``: accepted but not (yet) in a publication: before the first one, or
+      cast after the published run was computed.
+    """
+    campaign = db.session.get(Campaign, ballot.campaign_id)
+    publication = latest_publication(campaign.id)
+    if publication is None:
+        return {"campaign": campaign.slug, "status": "recorded"}
+    proof = inclusion_proof(publication.run_id, ballot.receipt)
+    if proof is not None:
+        return {
+            "campaign": campaign.slug,
+            "status": "counted",
+            "publication": publication.version,
+            "ballots_root": publication.document["ballots_root"],
+            **proof,
+        }
+    exclusion = db.session.scalar(
+        select(Exclusion)
+        .where(Exclusion.ballot_id == ballot.id, Exclusion.active.is_(True))
+        .order_by(Exclusion.created_at.desc())
+        .limit(1)
+    )
+    if exclusion is not None:
+        return {
+            "campaign": campaign.slug,
+            "status": "excluded",
+            "publication": publication.version,
+            "reason": exclusion.reason,
+        }
+    return {"campaign": campaign.slug, "status": "recorded"}

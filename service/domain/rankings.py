@@ -1,0 +1,405 @@
+"""Ranking runs: freeze the input, run the pure engine, record the result and ballot tree.
+
+A run reads, in one database snapshot where the backend offers one (PostgreSQL:
+REPEATABLE READ), the counted ballots (accepted minus those with an active exclusion),
+the live expert scores, the entries, the rubric and the campaign's method. Ballots are
+read with one streamed statement (``receipt, entry_id, excluded`` per choice) into NumPy
+arrays, never one Python object per ballot beyond the row being converted.
+
+Determinism: ballots are put in the canonical order of their receipts' UTF-8 bytes
+before anything is computed, so the database's row order never matters; the lot seed
+is ``int(input_digest[:16], 16) % 2**63``, so the same data gives the same draw and the
+same ``result_digest``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+
+from workers import merkle
+from workers.ranking import Approvals, Criterion, Entry, Method, Review, rank
+
+from ..clock import now
+from ..errors import ApiError
+from ..extensions import db
+from ..models import (
+    Ballot,
+    BallotChoice,
+    Campaign,
+    Exclusion,
+    MerkleChunk,
+    Publication,
+    RankingRun,
+    Score,
+)
+from ..models import Criterion as CriterionRow
+from ..models import Entry as EntryRow
+
+STATUSES = ("queued", "running", "finished", "failed")
+FETCH_ROWS = 50_000  # rows per streamed fetch: bounds memory whatever the ballot count
+CHUNK_INSERT = 200  # Merkle chunks per INSERT
+KEEP_UNPUBLISHED = 3  # finished, unpublished runs per campaign that keep their ballot tree
+
+
+def canonical_json(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(doc: dict[str, Any]) -> str:
+    """DESIGN.md "Digest": SHA-256 hex of the canonical JSON without the ``digest`` field."""
+    body = {k: v for k, v in doc.items() if k != "digest"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def lot_seed_for(input_digest: str) -> int:
+    """The published lot seed: the first 64 bits of the input digest, kept below 2**63."""
+    return int(input_digest[:16], 16) % 2**63
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def create_run(campaign: Campaign, trigger: str = "manual") -> RankingRun:
+    """A queued run (caller commits, then enqueues ``compute_ranking(run.id)``)."""
+    run_id = str(uuid.uuid4())
+    run = RankingRun(
+        id=run_id,
+        campaign_id=campaign.id,
+        status="queued",
+        trigger=trigger,
+        job_id=job_id_for(run_id),
+        created_at=now(),
+    )
+    db.session.add(run)
+    db.session.flush()
+    return run
+
+
+def job_id_for(run_id: str) -> str:
+    # Deterministic: re-enqueueing a run can never create a second job for it.
+    return f"ranking-{run_id}"
+
+
+def get_run(run_id: str) -> RankingRun:
+    run = db.session.get(RankingRun, run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"计算任务不存在 / No ranking run '{run_id}'")
+    return run
+
+
+def record_failure(
+    run: RankingRun, code: str, message: str, details: dict[str, Any] | None = None
+) -> None:
+    run.status = "failed"
+    run.error = canonical_json({"code": code, "message": message, "details": details or {}})
+    run.finished_at = now()
+
+
+def parse_error(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"code": "error", "message": text, "details": {}}
+    return value if isinstance(value, dict) else {"code": "error", "message": text, "details": {}}
+
+
+def run_view(run: RankingRun) -> dict[str, Any]:
+    campaign = db.session.get(Campaign, run.campaign_id)
+    return {
+        "id": run.id,
+        "campaign": campaign.slug if campaign else None,
+        "status": run.status,
+        "trigger": run.trigger,
+        "job_id": run.job_id,
+        "input_digest": run.input_digest,
+        "ballots_root": run.ballots_root,
+        "error": parse_error(run.error),
+        "result": run.result,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+    }
+
+
+def latest_finished_run(campaign_id: int) -> RankingRun | None:
+    return db.session.scalar(
+        select(RankingRun)
+        .where(RankingRun.campaign_id == campaign_id, RankingRun.status == "finished")
+        .order_by(RankingRun.finished_at.desc(), RankingRun.created_at.desc())
+        .limit(1)
+    )
+
+
+def has_ballot_tree(run: RankingRun) -> bool:
+    """Whether the run still holds its receipts (needed to publish: proofs need them)."""
+    counted = (run.result or {}).get("ballots_counted", 0)
+    stored = db.session.scalar(
+        select(func.coalesce(func.sum(MerkleChunk.size), 0)).where(MerkleChunk.run_id == run.id)
+    )
+    return int(stored) == int(counted)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# --- input ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Ballots:
+    approvals: Approvals  # in canonical (receipt byte) order
+    receipts: np.ndarray  # dtype S: UTF-8 receipts of counted ballots, sorted
+    excluded: int
+
+
+def _snapshot() -> None:
+    """Start the read transaction: one snapshot for every read of the run (PostgreSQL).
+
+    SQLite (development) has no such level through pysqlite; there the single ballot
+    statement is still self-consistent.
+    """
+    if db.engine.dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def load_ballots(campaign_id: int, entry_ids: list[int]) -> Ballots:
+    """Counted ballots as CSR approvals over entry positions, and their receipts.
+
+    One streamed statement; rows are grouped by ballot (ORDER BY ballot id), converted
+    a fetch at a time into NumPy arrays: a few bytes per choice and per ballot.
+    """
+    excluded = (
+        select(Exclusion.ballot_id)
+        .where(Exclusion.campaign_id == campaign_id, Exclusion.active.is_(True))
+        .distinct()
+        .subquery()
+    )
+    stmt = (
+        select(Ballot.receipt, BallotChoice.entry_id, excluded.c.ballot_id.is_not(None))
+        .join(BallotChoice, BallotChoice.ballot_id == Ballot.id)
+        .outerjoin(excluded, excluded.c.ballot_id == Ballot.id)
+        .where(Ballot.campaign_id == campaign_id)
+        .order_by(Ballot.id)
+    )
+    new_parts: list[np.ndarray] = []  # per row: first row of its ballot?
+    entry_parts: list[np.ndarray] = []  # per row: entry id
+    receipt_parts: list[np.ndarray] = []  # per ballot: receipt bytes
+    excl_parts: list[np.ndarray] = []  # per ballot: excluded?
+    previous = None
+    result = db.session.execute(stmt, execution_options={"yield_per": FETCH_ROWS})
+    for part in result.partitions():
+        receipts_col, entries_col, excl_col = zip(*part, strict=True)
+        n = len(part)
+        receipts = np.array(receipts_col)
+        new = np.empty(n, dtype=bool)
+        new[0] = receipts[0] != previous
+        np.not_equal(receipts[1:], receipts[:-1], out=new[1:])
+        previous = receipts[-1]
+        new_parts.append(new)
+        entry_parts.append(np.fromiter(entries_col, dtype=np.int64, count=n))
+        receipt_parts.append(np.char.encode(receipts[new], "utf-8"))
+        excl_parts.append(np.fromiter(excl_col, dtype=bool, count=n)[new])
+    if not new_parts:
+        empty = Approvals(indptr=np.zeros(1, dtype=np.int64), indices=np.zeros(0, np.int64))
+        return Ballots(empty, np.zeros(0, dtype="S1"), 0)
+
+    new = np.concatenate(new_parts)
+    entry_ids_rows = np.concatenate(entry_parts)
+    receipts = np.concatenate(receipt_parts)
+    ballot_excluded = np.concatenate(excl_parts)
+    del new_parts, entry_parts, receipt_parts, excl_parts
+
+    starts = np.flatnonzero(new)
+    lengths = np.diff(np.append(starts, len(new)))
+    keep = ~ballot_excluded
+    rows = entry_ids_rows[np.repeat(keep, lengths)]
+    lengths = lengths[keep]
+    receipts = receipts[keep]
+
+    # Entry ids -> positions (entries in code order); an unknown id maps to -1, which
+    # the engine refuses (invalid_approvals) rather than dropping a vote.
+    ids = np.asarray(entry_ids, dtype=np.int64)
+    positions = np.full(len(rows), -1, dtype=np.int64)
+    if len(ids):
+        by_id = np.argsort(ids)
+        sorted_ids = ids[by_id]
+        slot = np.minimum(np.searchsorted(sorted_ids, rows), len(ids) - 1)
+        hit = sorted_ids[slot] == rows
+        positions[hit] = by_id[slot[hit]]
+
+    # Canonical order: by receipt bytes, whatever order the database returned.
+    order = np.argsort(receipts, kind="stable")
+    old_indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=old_indptr[1:])
+    new_lengths = lengths[order]
+    indptr = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(new_lengths, out=indptr[1:])
+    gather = np.repeat(old_indptr[:-1][order] - indptr[:-1], new_lengths) + np.arange(
+        indptr[-1], dtype=np.int64
+    )
+    approvals = Approvals(indptr=indptr, indices=positions[gather].astype(np.int64))
+    return Ballots(approvals, receipts[order], int(ballot_excluded.sum()))
+
+
+def load_method(campaign: Campaign) -> Method:
+    return Method.from_campaign(campaign.review, campaign.ranking, campaign.selection)
+
+
+def load_reviews(campaign_id: int, positions: dict[int, int]) -> list[Review]:
+    rows = db.session.execute(
+        select(Score.expert_id, Score.entry_id, Score.scores)
+        .where(Score.campaign_id == campaign_id)
+        .order_by(Score.expert_id, Score.entry_id)
+    )
+    return [
+        Review(expert=str(expert_id), entry=positions[entry_id], scores=dict(scores))
+        for expert_id, entry_id, scores in rows
+        if entry_id in positions
+    ]
+
+
+# --- the computation --------------------------------------------------------------------
+
+
+def _approvals_sha256(approvals: Approvals) -> str:
+    h = hashlib.sha256()
+    h.update(np.asarray(approvals.indptr, dtype="<i8").tobytes())
+    h.update(np.asarray(approvals.indices, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def _store_tree(run_id: str, receipts: np.ndarray) -> str:
+    """Insert the run's Merkle chunks; return the ballots root (hex)."""
+    db.session.execute(delete(MerkleChunk).where(MerkleChunk.run_id == run_id))
+    chunk_roots: list[bytes] = []
+    pending: list[dict[str, Any]] = []
+    for index, start in enumerate(range(0, len(receipts), merkle.CHUNK)):
+        items = receipts[start : start + merkle.CHUNK].tolist()
+        node = merkle.root(merkle.leaf_hashes(items))
+        chunk_roots.append(node)
+        texts = [r.decode("utf-8") for r in items]
+        pending.append(
+            {
+                "run_id": run_id,
+                "chunk_index": index,
+                "first_receipt": texts[0],
+                "size": len(texts),
+                "receipts": "\n".join(texts),
+                "root": node.hex(),
+            }
+        )
+        if len(pending) >= CHUNK_INSERT:
+            db.session.execute(insert(MerkleChunk), pending)
+            pending = []
+    if pending:
+        db.session.execute(insert(MerkleChunk), pending)
+    return merkle.root(chunk_roots).hex()
+
+
+def compute(run: RankingRun) -> dict[str, Any]:
+    """Freeze the input and compute ``run``'s result; the caller commits.
+
+    Raises ``RankingError`` (permanent) when the method cannot be honoured; any other
+    exception is a transient failure for the job to retry.
+    """
+    _snapshot()
+    campaign = db.session.get(Campaign, run.campaign_id)
+    entry_rows = list(
+        db.session.scalars(
+            select(EntryRow).where(EntryRow.campaign_id == campaign.id).order_by(EntryRow.code)
+        )
+    )
+    criteria_rows = list(
+        db.session.scalars(
+            select(CriterionRow)
+            .where(CriterionRow.campaign_id == campaign.id)
+            .order_by(CriterionRow.position, CriterionRow.key)
+        )
+    )
+    method = load_method(campaign)
+    entries = [
+        Entry(code=e.code, title=e.title, category=e.category, area=e.area, cost=e.cost)
+        for e in entry_rows
+    ]
+    criteria = [
+        Criterion(key=c.key, max_points=c.max_points, weight=c.weight, label=c.label)
+        for c in criteria_rows
+    ]
+    positions = {e.id: i for i, e in enumerate(entry_rows)}
+    reviews = load_reviews(campaign.id, positions)
+    ballots = load_ballots(campaign.id, [e.id for e in entry_rows])
+
+    ballots_root = _store_tree(run.id, ballots.receipts)
+    frozen = {
+        "campaign": campaign.slug,
+        "title": campaign.title,
+        "method": dataclasses.asdict(method),
+        "entries": [dataclasses.asdict(e) for e in entries],
+        "criteria": [dataclasses.asdict(c) for c in criteria],
+        "reviews": [[r.expert, entries[r.entry].code, r.scores] for r in reviews],
+        "ballots_counted": ballots.approvals.n_ballots,
+        "ballots_excluded": ballots.excluded,
+        "ballots_root": ballots_root,
+        "approvals_sha256": _approvals_sha256(ballots.approvals),
+    }
+    input_digest = hashlib.sha256(canonical_json(frozen).encode("utf-8")).hexdigest()
+    lot_seed = lot_seed_for(input_digest)
+
+    ranked = rank(entries, ballots.approvals, reviews, criteria, method, lot_seed=lot_seed)
+    content = {
+        "campaign": campaign.slug,
+        "title": campaign.title,
+        "method": ranked["method"],
+        "ballots_counted": ranked["counts"]["ballots_counted"],
+        "ballots_excluded": ballots.excluded,
+        "reviews": ranked["counts"]["reviews"],
+        "entries": ranked["counts"]["entries"],
+        "ballots_root": ballots_root,
+        "input_digest": input_digest,
+        "lot_seed": ranked["lot_seed"],
+        "notes": ranked["notes"],
+        "rows": ranked["rows"],
+    }
+    content["result_digest"] = hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+    run.input_digest = input_digest
+    run.ballots_root = ballots_root
+    run.result = content
+    run.status = "finished"
+    run.error = None
+    run.finished_at = now()
+    _prune_trees(campaign.id, run.id)
+    return content
+
+
+def _prune_trees(campaign_id: int, current_run_id: str) -> None:
+    """Drop the receipts of superseded provisional runs: published runs, the current run
+    and the latest few finished runs keep theirs."""
+    recent = [
+        row
+        for row in db.session.scalars(
+            select(RankingRun.id)
+            .where(RankingRun.campaign_id == campaign_id, RankingRun.status == "finished")
+            .order_by(RankingRun.finished_at.desc())
+            .limit(KEEP_UNPUBLISHED)
+        )
+    ]
+    published = select(Publication.run_id).where(Publication.campaign_id == campaign_id)
+    runs = select(RankingRun.id).where(RankingRun.campaign_id == campaign_id)
+    db.session.execute(
+        delete(MerkleChunk).where(
+            MerkleChunk.run_id.in_(runs),
+            MerkleChunk.run_id.not_in(published),
+            MerkleChunk.run_id.not_in([current_run_id, *recent]),
+        )
+    )

@@ -1,0 +1,369 @@
+"""Ranking runs through the API and real RQ workers: counts, failures, retries, idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from service.extensions import db
+from service.models import (
+    Ballot,
+    BallotChoice,
+    Campaign,
+    Entry,
+    Exclusion,
+    Expert,
+    MerkleChunk,
+    RankingRun,
+    Score,
+)
+from service.redis_conn import get_redis
+from tests.conftest import ADMIN, closed_port, error_code
+from workers import jobs
+from workers.queues import RANKINGS
+
+# --- helpers shared with test_publications and test_nightly ------------------------------
+
+
+@pytest.fixture
+def workers_app(app, monkeypatch):
+    """Jobs run in this process (SimpleWorker) against the test app and its clock."""
+    monkeypatch.setattr(jobs, "_app", app)
+    return app
+
+
+def drain(app, rounds: int = 10) -> None:
+    """Work the rankings queue until it is empty, promoting scheduled retries at once
+    (as if their back-off had elapsed)."""
+    conn = get_redis(app.config["REDIS_URL"])
+    queue = Queue(RANKINGS, connection=conn)
+    for _ in range(rounds):
+        SimpleWorker([queue], connection=conn).work(burst=True)
+        scheduled = queue.scheduled_job_registry.get_job_ids()
+        if not scheduled:
+            return
+        for job_id in scheduled:
+            queue.scheduled_job_registry.remove(job_id)
+            queue.enqueue_job(Job.fetch(job_id, connection=conn))
+    raise AssertionError("queue did not drain")
+
+
+def work_once(app) -> None:
+    """One burst of the worker, without promoting retries."""
+    conn = get_redis(app.config["REDIS_URL"])
+    SimpleWorker([Queue(RANKINGS, connection=conn)], connection=conn).work(burst=True)
+
+
+def receipt_code() -> str:
+    raw = secrets.token_hex(8).upper()
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def add_ballots(app, slug: str, ballots: list[list[str]], at: datetime | None = None) -> list:
+    """Insert accepted ballots directly (the casting path is tested elsewhere).
+
+    Returns ``(ballot_id, receipt)`` pairs in input order.
+    """
+    at = at or datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+    out = []
+    with app.app_context():
+        campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+        ids = dict(
+            db.session.execute(
+                select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
+            ).all()
+        )
+        for codes in ballots:
+            ballot_id, receipt = str(uuid.uuid4()), receipt_code()
+            db.session.add(
+                Ballot(
+                    id=ballot_id,
+                    campaign_id=campaign.id,
+                    voter_key=secrets.token_hex(32),
+                    dedup_slot="once",
+                    channel="web",
+                    cast_at=at,
+                    accepted_at=at,
+                    content_digest=hashlib.sha256(",".join(codes).encode()).hexdigest(),
+                    receipt=receipt,
+                    nonce=secrets.token_hex(16),
+                )
+            )
+            for code in codes:
+                db.session.add(
+                    BallotChoice(ballot_id=ballot_id, entry_id=ids[code], campaign_id=campaign.id)
+                )
+            out.append((ballot_id, receipt))
+        db.session.commit()
+    return out
+
+
+def exclude(app, slug: str, ballot_id: str, reason: str = "同一终端短时间内大量投票") -> None:
+    with app.app_context():
+        campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+        db.session.add(
+            Exclusion(campaign_id=campaign.id, ballot_id=ballot_id, reason=reason, actor="admin:t")
+        )
+        db.session.commit()
+
+
+def add_scores(app, slug: str, table: dict[str, list[tuple[int, int]]]) -> None:
+    """``table``: entry code -> one (impact, novelty) pair per expert, experts E1, E2..."""
+    with app.app_context():
+        campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+        ids = dict(
+            db.session.execute(
+                select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
+            ).all()
+        )
+        n = max(len(v) for v in table.values())
+        experts = [Expert(campaign_id=campaign.id, name=f"专家{i + 1}") for i in range(n)]
+        db.session.add_all(experts)
+        db.session.flush()
+        for code, pairs in table.items():
+            for expert, (impact, novelty) in zip(experts, pairs, strict=False):
+                db.session.add(
+                    Score(
+                        campaign_id=campaign.id,
+                        expert_id=expert.id,
+                        entry_id=ids[code],
+                        scores={"impact": impact, "novelty": novelty},
+                        total=impact + novelty,
+                    )
+                )
+        db.session.commit()
+
+
+def start_run(client, slug: str = "c1") -> str:
+    r = client.post(f"/api/v1/campaigns/{slug}/rankings", headers=ADMIN)
+    assert r.status_code == 202, r.json
+    return r.json["run_id"]
+
+
+def get_run(client, run_id: str) -> dict:
+    r = client.get(f"/api/v1/rankings/{run_id}", headers=ADMIN)
+    assert r.status_code == 200, r.json
+    return r.json
+
+
+VOTES = [["A01", "A02"], ["A01"], ["A02", "A03"], ["A01", "A03"], ["A01"]]
+SCORES = {
+    "A01": [(30, 15), (35, 18), (32, 16)],
+    "A02": [(20, 10), (25, 12), (22, 11)],
+    "A03": [(38, 19), (36, 20), (39, 18)],
+}
+
+
+@pytest.fixture
+def voted(app, make_campaign, workers_app):
+    """Campaign c1 with five ballots (the last one excluded) and three experts' scores."""
+    make_campaign("c1")
+    ballots = add_ballots(app, "c1", VOTES)
+    exclude(app, "c1", ballots[-1][0])
+    add_scores(app, "c1", SCORES)
+    return ballots
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_ranking_run_is_queued_then_finished_with_the_counts(client, app, voted):
+    """An admin starts a run (202), a worker computes it: counted ballots exclude the
+    excluded one, and every entry is ranked with its votes and reviews."""
+    r = client.post("/api/v1/campaigns/c1/rankings", headers=ADMIN)
+    assert r.status_code == 202
+    assert set(r.json) == {"run_id", "job_id", "status"} and r.json["status"] == "queued"
+    assert get_run(client, r.json["run_id"])["status"] == "queued"
+
+    drain(app)
+    run = get_run(client, r.json["run_id"])
+    assert run["status"] == "finished" and run["error"] is None
+    assert run["campaign"] == "c1" and run["trigger"] == "manual"
+    result = run["result"]
+    assert result["ballots_counted"] == 4 and result["ballots_excluded"] == 1
+    assert result["reviews"] == 9
+    votes = {row["code"]: row["votes"] for row in result["rows"]}
+    assert votes == {"A01": 3, "A02": 2, "A03": 2}
+    assert [row["rank"] for row in result["rows"]] == [1, 2, 3]
+    assert result["input_digest"] == run["input_digest"] and len(run["input_digest"]) == 64
+    assert result["ballots_root"] == run["ballots_root"] and len(run["ballots_root"]) == 64
+    assert result["lot_seed"] == int(run["input_digest"][:16], 16) % 2**63
+    assert result["method"]["public_weight"] == 0.3
+    for key in ("title", "category", "area", "vote_score", "expert_score", "combined"):
+        assert key in result["rows"][0]
+
+
+def test_unknown_run_is_404(client, app, clock):
+    """Looking up a run that does not exist is 404 not_found."""
+    r = client.get("/api/v1/rankings/nope", headers=ADMIN)
+    assert r.status_code == 404 and error_code(r) == "not_found"
+    r = client.post("/api/v1/campaigns/none/rankings", headers=ADMIN)
+    assert r.status_code == 404
+
+
+def test_ranking_endpoints_refuse_anonymous_and_kiosk_tokens(client, app, voted):
+    """Starting, reading and publishing runs is for admins: 401 without a token, 403 kiosk."""
+    run_id = start_run(client)
+    token = client.post("/api/v1/kiosks", json={"name": "大厅"}, headers=ADMIN).json["token"]
+    kiosk = {"Authorization": f"Bearer {token}"}
+    calls = [
+        ("post", "/api/v1/campaigns/c1/rankings"),
+        ("get", f"/api/v1/rankings/{run_id}"),
+        ("post", "/api/v1/campaigns/c1/publications"),
+    ]
+    for method, url in calls:
+        r = getattr(client, method)(url)
+        assert r.status_code == 401 and error_code(r) == "unauthorized"
+        r = getattr(client, method)(url, headers=kiosk)
+        assert r.status_code == 403 and error_code(r) == "forbidden"
+
+
+def test_impossible_quotas_fail_the_run_with_the_engine_code_without_retry(
+    client, app, make_campaign, workers_app
+):
+    """A method the data cannot satisfy fails the run once, recording the engine's code."""
+    make_campaign(
+        "c1",
+        ranking={"public_weight": 1, "expert_weight": 0},
+        selection={"rule": "top", "winners": 2, "categories": {"党建引领": {"min": 2}}},
+    )
+    add_ballots(app, "c1", VOTES)
+    run_id = start_run(client)
+    drain(app)
+    run = get_run(client, run_id)
+    assert run["status"] == "failed"
+    assert run["error"]["code"] == "selection_impossible"
+    assert "党建引领" in run["error"]["message"]
+    assert run["result"] is None
+    conn = get_redis(app.config["REDIS_URL"])
+    job = Job.fetch(run["job_id"], connection=conn)
+    assert job.get_status() == "failed" and not job.retries_left
+    assert Queue(RANKINGS, connection=conn).failed_job_registry.count == 1
+
+
+def test_transient_failure_is_retried_then_recorded_failed(client, app, voted, monkeypatch):
+    """A database error is retried with back-off; after the last try the run is failed."""
+    from service.domain import rankings
+
+    calls = []
+
+    def db_down(*args, **kwargs):
+        calls.append(1)
+        raise OperationalError("SELECT …", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(rankings, "load_ballots", db_down)
+    run_id = start_run(client)
+    work_once(app)
+    run = get_run(client, run_id)
+    assert run["status"] == "queued" and run["error"]["code"] == "retrying"
+    conn = get_redis(app.config["REDIS_URL"])
+    job = Job.fetch(run["job_id"], connection=conn)
+    assert job.get_status() == "scheduled" and job.retries_left == 2
+
+    drain(app)
+    assert len(calls) == 4  # the first try and three retries
+    run = get_run(client, run_id)
+    assert run["status"] == "failed" and run["error"]["code"] == "job_failed"
+    assert "OperationalError" in run["error"]["message"]
+
+
+def test_a_retry_after_a_transient_failure_finishes_the_run(client, app, voted, monkeypatch):
+    """One lost connection does not lose the run: the retry computes it."""
+    from service.domain import rankings
+
+    real = rankings.load_ballots
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT …", {}, Exception("connection reset"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rankings, "load_ballots", flaky)
+    run_id = start_run(client)
+    drain(app)
+    run = get_run(client, run_id)
+    assert run["status"] == "finished" and run["error"] is None
+    assert run["result"]["ballots_counted"] == 4
+
+
+def test_run_left_running_by_a_killed_worker_is_completed_once(client, app, voted):
+    """A run whose worker died mid-way is finished by the retry, with one ballot tree."""
+    run_id = start_run(client)
+    with app.app_context():
+        run = db.session.get(RankingRun, run_id)
+        run.status = "running"
+        run.started_at = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+        db.session.commit()
+    drain(app)
+    # The job again (as RQ's abandoned-job cleanup would enqueue it): nothing changes.
+    jobs.compute_ranking(run_id)
+    run = get_run(client, run_id)
+    assert run["status"] == "finished"
+    with app.app_context():
+        chunks = db.session.scalar(
+            select(func.count()).select_from(MerkleChunk).where(MerkleChunk.run_id == run_id)
+        )
+        leaves = db.session.scalar(
+            select(func.sum(MerkleChunk.size)).where(MerkleChunk.run_id == run_id)
+        )
+    assert chunks == 1 and leaves == 4
+
+
+def test_same_data_gives_the_same_result_digest(client, app, voted):
+    """Two runs over unchanged data agree on input digest, lot seed and result digest."""
+    first, second = start_run(client), start_run(client)
+    drain(app)
+    a, b = get_run(client, first), get_run(client, second)
+    assert a["status"] == b["status"] == "finished"
+    assert a["input_digest"] == b["input_digest"]
+    assert a["result"]["result_digest"] == b["result"]["result_digest"]
+    assert a["result"] == b["result"]
+
+
+def test_an_exclusion_changes_the_input_digest(client, app, voted):
+    """Excluding one more ballot is a different input: another digest and root."""
+    first = start_run(client)
+    drain(app)
+    exclude(app, "c1", voted[0][0])
+    second = start_run(client)
+    drain(app)
+    a, b = get_run(client, first), get_run(client, second)
+    assert a["input_digest"] != b["input_digest"]
+    assert a["ballots_root"] != b["ballots_root"]
+    assert b["result"]["ballots_counted"] == 3 and b["result"]["ballots_excluded"] == 2
+
+
+def test_a_campaign_without_ballots_ranks_with_the_empty_root(
+    client, app, make_campaign, workers_app
+):
+    """No ballots yet: the run finishes with zero votes and the RFC 6962 empty root."""
+    make_campaign("c1", ranking={"public_weight": 1, "expert_weight": 0})
+    run_id = start_run(client)
+    drain(app)
+    run = get_run(client, run_id)
+    assert run["status"] == "finished"
+    assert run["ballots_root"] == hashlib.sha256(b"").hexdigest()
+    assert all(row["votes"] == 0 for row in run["result"]["rows"])
+
+
+def test_queue_down_answers_503_and_leaves_no_queued_run(client, app, voted, monkeypatch):
+    """With Redis unreachable the API says 503 queue_unavailable with Retry-After, and
+    the run is recorded failed rather than left queued forever."""
+    monkeypatch.setitem(app.config, "REDIS_URL", f"redis://127.0.0.1:{closed_port()}/0")
+    r = client.post("/api/v1/campaigns/c1/rankings", headers=ADMIN)
+    assert r.status_code == 503 and error_code(r) == "queue_unavailable"
+    assert r.headers["Retry-After"]
+    with app.app_context():
+        runs = db.session.scalars(select(RankingRun)).all()
+        assert [(run.status, run.error is not None) for run in runs] == [("failed", True)]
+        assert '"queue_unavailable"' in runs[0].error
