@@ -495,6 +495,23 @@ def test_receipt_lookup_page_says_recorded(client, open_campaign):
     assert Page(missing.text).error("not_found")
 
 
+def test_receipt_lookup_says_excluded_with_the_reason(client, open_campaign):
+    """An excluded ballot's receipt says so, with the office's reason."""
+    open_campaign()
+    location = post_form(client, get_form(client), PHONE, ["A01"]).headers["Location"]
+    code = location.rsplit("/", 1)[1]
+    [ballot] = ballots(client.application)
+    r = client.post(
+        "/api/v1/campaigns/c1/exclusions",
+        json={"ballot_ids": [ballot.id], "reason": "终端异常"},
+        headers=ADMIN,
+    )
+    assert r.status_code == 201, r.json
+    page = client.get(f"/receipt?code={code}")
+    assert "已排除" in page.text
+    assert "原因:终端异常" in page.text
+
+
 def test_unknown_receipt_page_is_404(client, open_campaign):
     """A made-up receipt URL is a 404 page, not a receipt."""
     open_campaign()
