@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask, request
 from sqlalchemy import event
 
+from . import observability
 from .config import Config, instance_dir
 from .extensions import babel, csrf, db, limiter, migrate
 
@@ -76,7 +76,9 @@ def create_app(config: Config | None = None) -> Flask:
 
     register_cli(app)
 
-    logging.basicConfig(level=logging.INFO)
+    observability.init_app(app)
+    if not app.testing:
+        observability.configure_logging()
     return app
 
 

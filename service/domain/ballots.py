@@ -26,6 +26,7 @@ from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion
+from ..observability import BALLOTS
 from .campaigns import lock_rules
 from .voters import InvalidVoterId, voter_key
 
@@ -187,7 +188,23 @@ def _replay(existing: Ballot, digest: str) -> CastResult:
     return CastResult(existing, codes, replayed=True)
 
 
-def cast_ballot(
+def cast_ballot(campaign: Campaign, **kwargs) -> CastResult:
+    """Validate and record one ballot in a savepoint of the caller's transaction.
+
+    Returns the stored ballot (new, or the original on an identical retry); raises
+    ApiError with the contract's codes otherwise. The caller commits before answering.
+    Keyword arguments: ballot_id, voter_id, choices, channel, kiosk_id, cast_at, codes.
+    """
+    try:
+        result = _cast_ballot(campaign, **kwargs)
+    except ApiError as exc:
+        BALLOTS.labels(exc.code).inc()
+        raise
+    BALLOTS.labels("replayed" if result.replayed else "accepted").inc()
+    return result
+
+
+def _cast_ballot(
     campaign: Campaign,
     *,
     ballot_id: str | uuid.UUID,
@@ -198,11 +215,6 @@ def cast_ballot(
     cast_at: datetime | None = None,
     codes: dict[str, int] | None = None,
 ) -> CastResult:
-    """Validate and record one ballot in a savepoint of the caller's transaction.
-
-    Returns the stored ballot (new, or the original on an identical retry); raises
-    ApiError with the contract's codes otherwise. The caller commits before answering.
-    """
     arrived = now()
     ballot_id = str(uuid.UUID(str(ballot_id)))
     voting = campaign.voting or {}

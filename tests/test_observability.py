@@ -1,0 +1,74 @@
+"""Metrics, request ids and JSON logs."""
+
+import json
+import logging
+import uuid
+from datetime import datetime
+
+from service.observability import JsonFormatter
+from tests.conftest import ADMIN
+
+
+def _sample(text: str, name: str, **labels) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}}" if want else name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_ballots_by_outcome(client, make_campaign, clock):
+    """/metrics counts accepted ballots and refusals by their error code."""
+    make_campaign()
+    clock.set(datetime.fromisoformat("2026-11-22T10:00:00+08:00"))
+    before = client.get("/metrics").get_data(as_text=True)
+    body = {"ballot_id": str(uuid.uuid4()), "voter_id": "13812345678", "choices": ["A01"]}
+    client.post("/api/v1/campaigns/c1/ballots", json=body)
+    client.post("/api/v1/campaigns/c1/ballots", json=body)
+    client.post("/api/v1/campaigns/c1/ballots", json={**body, "ballot_id": str(uuid.uuid4())})
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.mimetype == "text/plain"
+    after = r.get_data(as_text=True)
+    for outcome in ("accepted", "replayed", "already_voted"):
+        delta = _sample(after, "votes_ballots_total", outcome=outcome) - _sample(
+            before, "votes_ballots_total", outcome=outcome
+        )
+        assert delta == 1, outcome
+    assert 'votes_request_seconds_count{endpoint="/api/v1/campaigns/<slug>/ballots"' in after
+    assert 'votes_queue_depth{queue="rankings"}' in after
+
+
+def test_request_id_is_echoed_or_made(client):
+    """Every response carries a request id: the caller's if sane, else a new one."""
+    r = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["X-Request-ID"] == "abc-123"
+    made = client.get("/healthz").headers["X-Request-ID"]
+    assert len(made) == 32
+    evil = client.get("/healthz", headers={"X-Request-ID": "<script>" + "x" * 100})
+    assert "<" not in evil.headers["X-Request-ID"] and len(evil.headers["X-Request-ID"]) == 32
+
+
+def test_json_log_lines_mask_voter_identifiers():
+    """A log line is one JSON object, and anything shaped like a phone or ID is masked."""
+    record = logging.LogRecord(
+        "t",
+        logging.WARNING,
+        __file__,
+        1,
+        "voter +86 138-1234-5678 and 11010519491231002X tried",
+        None,
+        None,
+    )
+    record.request_id = "r1"
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert entry["level"] == "warning" and entry["request_id"] == "r1"
+    assert "5678" not in line and "1231002X" not in line
+    assert entry["msg"].count("[redacted]") == 2
+
+
+def test_metrics_need_no_auth_but_admin_api_does(client):
+    """Operators scrape /metrics without a token (bind it to the internal network)."""
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/api/v1/kiosks").status_code == 401
+    assert client.get("/api/v1/kiosks", headers=ADMIN).status_code == 200
