@@ -224,6 +224,9 @@ def _redis_url() -> str:
 def serve() -> None:
     """Run the web tier under gunicorn (gunicorn.conf.py)."""
     os.environ["REDIS_URL"] = _redis_url()
+    # Metrics from every gunicorn process are aggregated through this directory.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(current_app.instance_path)
+                                                          / "prometheus"))
     _exec(
         [
             sys.executable,
@@ -250,6 +253,22 @@ def worker(burst: bool) -> None:
 def cron() -> None:
     """Run the one `rq cron` process (workers/cron.py)."""
     _exec([sys.executable, "-m", "rq.cli", "cron", "--url", _redis_url(), "workers.cron"])
+
+
+@commands.command("nightly")
+@with_appcontext
+def nightly() -> None:
+    """Run the nightly pass now (what `rq cron` enqueues at 02:00 Asia/Shanghai)."""
+    from workers.jobs import run_nightly
+
+    summary = run_nightly()
+    if summary["skipped"]:
+        click.echo(f"nightly already ran for {summary['day']} (Asia/Shanghai); nothing to do")
+        return
+    click.echo(
+        f"nightly {summary['day']}: {len(summary['runs'])} run(s) enqueued, "
+        f"{len(summary['publish'])} to publish if changed"
+    )
 
 
 @main.command("up")
