@@ -23,6 +23,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+	@if command -v docker-compose >/dev/null; then \
+	  docker-compose --env-file .ci/compose.env config --quiet && echo "docker-compose.yml: valid"; \
+	else echo "docker-compose not installed: compose file not validated (apt-get install docker-compose)"; fi
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,0 +1,32 @@
+# One image, every role: web (`votes serve`), worker, cron, and the one-off migration.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml README.md gunicorn.conf.py Procfile ./
+COPY service ./service
+COPY workers ./workers
+COPY schemas ./schemas
+COPY migrations ./migrations
+# Editable install: the venv points at /app, where the runtime stage puts the same tree
+# (migrations and gunicorn.conf.py are found next to the package).
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install -e .
+
+FROM python:3.11-slim
+RUN groupadd --system --gid 10001 votes \
+    && useradd --system --uid 10001 --gid votes --home-dir /app --shell /usr/sbin/nologin votes
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=votes:votes /app /app
+WORKDIR /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    VOTES_ENV=production \
+    VOTES_INSTANCE=/app/instance \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    PORT=8000
+RUN mkdir -p /app/instance && chown votes:votes /app/instance
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+CMD ["votes", "serve"]
