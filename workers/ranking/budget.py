@@ -1,0 +1,627 @@
+"""Budget-constrained selection rules: greedy (with and without skipping) and the
+Method of Equal Shares (MES) with cost utilities and the "add1" completion.
+
+Semantics follow pabutools 1.2.3 (the reference implementation used by pabulib):
+
+* ``greedy_budget`` walks a given order and takes what fits (``skip=True``) or stops at
+  the first entry that does not fit (``skip=False``, "greedy-no-skip").
+* ``equal_shares`` is ``pabutools.rules.method_of_equal_shares(sat_class=Cost_Sat)``:
+  every voter starts with ``budget / n_ballots`` (empty ballots count); a project's
+  supporters pay ``min(their money, rho)`` and MES repeatedly buys the project with the
+  smallest ``rho / cost``; ties go to the earlier entry in ``tie_order``.
+* ``completion="add1"`` is pabutools' ``voter_budget_increment=1``: while the outcome is
+  feasible but not exhaustive (some approved, not selected project still fits the
+  remaining real budget), rerun MES with one more currency unit per voter
+  (``budget/n + 1``, ``budget/n + 2``, ...). The first exhaustive outcome is returned;
+  if an outcome overspends the real budget, the previous one is kept. This reproduces
+  the official winners of pabulib's ``equalshares/add1`` elections (Assen 2024).
+  ``"add1_greedy"`` additionally fills what is left greedily by approval count (what
+  equalshares.net suggests as a final step, pabutools ``completion_by_rule_combination``
+  with ``greedy_utilitarian_welfare``); pabulib's official add1 winners do *not* use it.
+
+Deliberate difference: an approved entry that costs 0 is selected up front (pabutools'
+``Cost_Sat`` gives it zero satisfaction and never selects it).
+
+Speed: identical ballots are merged into types; during a run, voters whose remaining
+money is equal form a "class", and a class x project supporter-count matrix lets every
+round be a handful of vectorised operations, independent of the number of ballots.
+For add1, every quantity of a run is an affine function of the per-voter budget ``b``;
+each run also returns the largest ``b`` up to which every comparison it made keeps its
+outcome, so the integer increments in between (identical outcomes) are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from workers.ranking.types import Approvals, RankingError
+
+__all__ = ["COMPLETIONS", "equal_shares", "greedy_budget"]
+
+COMPLETIONS = (None, "add1", "add1_greedy")
+
+_TOL = 1e-9  # relative tolerance for "equal" in the float arithmetic of MES
+_BATCH = 4096  # supporters priced per vectorised evaluation before the best is known
+_INF = math.inf
+
+
+def _check_budget(budget: float | None) -> float:
+    if budget is None:
+        raise RankingError("budget_required", "this selection rule needs a budget")
+    try:
+        value = float(budget)
+    except (TypeError, ValueError):
+        raise RankingError("budget_required", f"budget must be a number, got {budget!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise RankingError(
+            "budget_required", f"budget must be a finite number >= 0, got {budget!r}"
+        )
+    return value
+
+
+def _check_costs(costs: np.ndarray | Sequence[float | None]) -> np.ndarray:
+    try:
+        arr = np.asarray(costs, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise RankingError("cost_required", "costs must be numbers") from None
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        positions = np.flatnonzero(bad)[:20].tolist()
+        raise RankingError(
+            "cost_required",
+            "every entry needs a finite cost >= 0 for a budget rule",
+            {"entries": positions},
+        )
+    return arr
+
+
+def _positions(seq: Sequence[int], n: int, what: str) -> np.ndarray:
+    arr = np.asarray(seq, dtype=np.int64).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ValueError(f"{what} holds a position outside 0..{n - 1}")
+    return arr
+
+
+def _fits(cost: float, remaining: float, budget: float) -> bool:
+    return cost <= remaining + 1e-12 * max(budget, 1.0)
+
+
+def greedy_budget(
+    order: Sequence[int], costs: np.ndarray, budget: float, skip: bool = True
+) -> list[int]:
+    """Take entries in ``order`` (positions, best first) while they fit the budget.
+
+    ``skip=True`` passes over an entry that does not fit and goes on (greedy_budget);
+    ``skip=False`` stops at the first one that does not fit (greedy_budget_no_skip).
+    A position repeated in ``order`` is considered once. Returns positions in the order
+    taken.
+    """
+    total = _check_budget(budget)
+    cost = _check_costs(costs)
+    positions = _positions(order, len(cost), "order")
+    remaining = total
+    taken: list[int] = []
+    seen: set[int] = set()
+    for pos in positions.tolist():
+        if pos in seen:
+            continue
+        seen.add(pos)
+        if _fits(cost[pos], remaining, total):
+            taken.append(pos)
+            remaining -= cost[pos]
+        elif not skip:
+            break
+    return taken
+
+
+# --------------------------------------------------------------------------------------
+# Method of Equal Shares
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Election:
+    """Ballots merged into types, with both CSR directions and per-project counts."""
+
+    n_voters: int
+    costs: np.ndarray  # float64 per project
+    mult: np.ndarray  # float64 multiplicity per ballot type
+    t_ptr: np.ndarray  # type -> projects CSR
+    t_idx: np.ndarray
+    p_ptr: np.ndarray  # project -> types CSR
+    p_types: np.ndarray
+    p_len: np.ndarray  # supporter types per project
+    owner: np.ndarray  # type of each t_idx entry
+    owner_mult: np.ndarray  # its multiplicity (float64)
+    votes: np.ndarray  # float64 approval count per project (exact integers)
+    candidates: np.ndarray  # bool: approved and cost > 0 (what MES may buy)
+    free: list[int]  # approved and cost == 0, in tie order
+    rank: np.ndarray  # tie rank per project, lower wins
+
+
+def _tie_rank(tie_order: Sequence[int], n_projects: int) -> np.ndarray:
+    order = _positions(tie_order, n_projects, "tie_order")
+    if len(np.unique(order)) != len(order):
+        raise ValueError("tie_order repeats a position")
+    rank = np.arange(n_projects, dtype=np.int64) + n_projects  # unlisted: after, by position
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank
+
+
+def _ballot_types(approvals: Approvals, n_projects: int):
+    """Deduplicate choices inside ballots, then merge identical ballots.
+
+    Returns (n_voters, mult, t_ptr, t_idx) with types as CSR over project positions.
+    """
+    indptr = np.asarray(approvals.indptr, dtype=np.int64)
+    idx = np.asarray(approvals.indices, dtype=np.int64).reshape(-1)
+    n = len(indptr) - 1
+    if n < 0 or indptr[0] != 0 or indptr[-1] != len(idx) or np.any(np.diff(indptr) < 0):
+        raise ValueError("approvals.indptr is not a valid CSR index pointer")
+    if idx.size and (idx.min() < 0 or idx.max() >= n_projects):
+        raise ValueError("a ballot approves a position with no cost")
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return 0, np.zeros(0), np.zeros(1, dtype=np.int64), empty
+    ballot = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    order = np.lexsort((idx, ballot))
+    ballot, idx = ballot[order], idx[order]
+    keep = np.ones(len(idx), dtype=bool)
+    keep[1:] = (ballot[1:] != ballot[:-1]) | (idx[1:] != idx[:-1])
+    ballot, idx = ballot[keep], idx[keep]
+
+    words = max(1, (n_projects + 63) // 64)
+    keys = np.zeros((n, words), dtype=np.uint64)
+    bits = np.left_shift(np.uint64(1), (idx & 63).astype(np.uint64))
+    np.add.at(keys, (ballot, idx >> 6), bits)  # distinct bits: add == or
+    if words == 1:
+        _, first, counts = np.unique(keys[:, 0], return_index=True, return_counts=True)
+    else:
+        view = np.ascontiguousarray(keys).view(np.dtype((np.void, 8 * words))).ravel()
+        _, first, counts = np.unique(view, return_index=True, return_counts=True)
+
+    lengths = np.bincount(ballot, minlength=n)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    rep_len = lengths[first]
+    t_ptr = np.zeros(len(first) + 1, dtype=np.int64)
+    np.cumsum(rep_len, out=t_ptr[1:])
+    gather = np.repeat(starts[first] - t_ptr[:-1], rep_len) + np.arange(t_ptr[-1])
+    t_idx = idx[gather]
+    return n, counts.astype(np.float64), t_ptr, t_idx
+
+
+def _prepare(approvals: Approvals, costs: np.ndarray, tie_order: Sequence[int]) -> _Election:
+    n_projects = len(costs)
+    rank = _tie_rank(tie_order, n_projects)
+    n, mult, t_ptr, t_idx = _ballot_types(approvals, n_projects)
+    n_types = len(mult)
+    owner = np.repeat(np.arange(n_types, dtype=np.int64), np.diff(t_ptr))
+    by_project = np.argsort(t_idx, kind="stable")
+    p_types = owner[by_project]
+    p_ptr = np.zeros(n_projects + 1, dtype=np.int64)
+    np.cumsum(np.bincount(t_idx, minlength=n_projects), out=p_ptr[1:])
+    votes = np.bincount(t_idx, weights=mult[owner], minlength=n_projects).astype(np.float64)
+    approved = votes > 0
+    candidates = approved & (costs > 0)
+    free = np.flatnonzero(approved & (costs == 0))
+    free = free[np.argsort(rank[free], kind="stable")].tolist()
+    return _Election(
+        n_voters=n,
+        costs=costs,
+        mult=mult,
+        t_ptr=t_ptr,
+        t_idx=t_idx,
+        p_ptr=p_ptr,
+        p_types=p_types,
+        p_len=np.diff(p_ptr),
+        owner=owner,
+        owner_mult=mult[owner],
+        votes=votes,
+        candidates=candidates,
+        free=free,
+        rank=rank,
+    )
+
+
+def _limit(b0: float, fv, fs, vtol, stol) -> float:
+    """Largest b up to which every ``f(b) = fv + fs * (b - b0)`` keeps its side.
+
+    Each f was found >= 0 at b0 (the comparison went the way it went). Where f is tight
+    (``fv <= vtol``) a decreasing f flips immediately; a flat one (identical functions,
+    a persistent tie decided by tie rank) never does.
+    """
+    falling = fs < 0
+    if not falling.any():
+        return _INF
+    tight = fv <= vtol
+    if np.any(tight & (fs < -stol)):
+        return b0
+    falling &= ~tight
+    if not falling.any():
+        return _INF
+    return float(b0 + np.min(fv[falling] / -fs[falling]))
+
+
+class _State:
+    """Everything a MES run carries from one round to the next.
+
+    Money per voter of ballot type t is ``bv[t] + bs[t] * (b - b0)``. For each project,
+    ``alpha(b) >= max(la1 + ls1 * b, la2 + ls2 * b)`` (alpha = rho / cost, the price the
+    project's supporters would pay per unit of cost) at this and every later round, and
+    the project cannot be afforded before ``h1``. These bounds spare most exact
+    evaluations and tell how far b may move before a project could beat the winner.
+    """
+
+    __slots__ = (
+        "bv",
+        "bs",
+        "alive",
+        "remaining",
+        "h1",
+        "la1",
+        "ls1",
+        "la2",
+        "ls2",
+        "bought",
+        "hi",
+    )
+
+    @classmethod
+    def start(cls, e: _Election, b0: float) -> _State:
+        st = cls()
+        n_types = len(e.mult)
+        st.bv, st.bs = np.full(n_types, b0), np.ones(n_types)
+        st.alive = np.ones(n_types, dtype=bool)
+        st.remaining = e.candidates.copy()
+        with np.errstate(divide="ignore"):
+            inv = np.where(e.candidates, 1.0 / e.votes, _INF)
+            st.h1 = np.where(e.candidates, e.costs / e.votes, _INF)  # b * votes >= cost
+        st.la1, st.ls1 = inv.copy(), np.zeros_like(inv)  # everyone pays cost / votes
+        st.la2, st.ls2 = inv.copy(), np.zeros_like(inv)
+        st.bought = []
+        st.hi = _INF
+        return st
+
+    def copy(self) -> _State:
+        st = _State()
+        for name in self.__slots__[:-2]:
+            setattr(st, name, getattr(self, name).copy())
+        st.bought, st.hi = list(self.bought), self.hi
+        return st
+
+
+def _gather(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions of CSR rows ``rows`` and the row number (0..len-1) of each."""
+    lens = ptr[rows + 1] - ptr[rows]
+    total = int(lens.sum())
+    offs = np.cumsum(lens) - lens
+    flat = np.repeat(ptr[rows] - offs, lens) + np.arange(total)
+    return flat, np.repeat(np.arange(rows.size), lens)
+
+
+class _Eval:
+    """Exact prices of a batch of projects at the current state (see ``_evaluate``)."""
+
+    __slots__ = ("J", "afford", "av", "as_", "qv", "qs", "types", "v", "s", "starts", "n", "first")
+
+
+def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) -> _Eval:
+    """Price every project of ``J`` exactly and tighten its lower bounds in ``st``."""
+    nJ = J.size
+    flat, seg = _gather(e.p_ptr, J)
+    types = e.p_types[flat]
+    live = st.alive[types]
+    types, seg = types[live], seg[live]
+    v, s = st.bv[types], st.bs[types]
+    order = np.lexsort((v, seg))  # by project, poorest first
+    types, seg, v, s = types[order], seg[order], v[order], s[order]
+    m = e.mult[types]
+    mv, ms = m * v, m * s
+    n = np.bincount(seg, minlength=nJ)
+    starts = np.cumsum(n) - n
+    cnt = np.bincount(seg, m, nJ)
+    av = np.bincount(seg, mv, nJ)
+    as_ = np.bincount(seg, ms, nJ)
+    c = e.costs[J]
+    N = v.size
+    cm, cmv, cms = np.cumsum(m) - m, np.cumsum(mv) - mv, np.cumsum(ms) - ms
+    base = starts[seg]
+    cnt_from = cnt[seg] - (cm - cm[base])  # supporters this poor or richer
+    pbv = cmv - cmv[base]  # what the poorer supporters pay (all they have)
+    q = (c[seg] - pbv) / cnt_from
+    pos = np.where(q <= v + eps, np.arange(N), N)
+    first = np.full(nJ, N)
+    full = n > 0
+    if N:
+        first[full] = np.minimum.reduceat(pos, starts[full])
+    afford = (av >= c * (1 - _TOL)) & (first < N)
+    fa = first[afford]
+    qv = np.zeros(nJ)
+    qs = np.zeros(nJ)
+    qv[afford] = q[fa]
+    qs[afford] = -(cms[fa] - cms[base[fa]]) / cnt_from[fa]
+
+    Ja = J[afford]
+    a_s = qs[afford] / c[afford]
+    st.h1[Ja] = -_INF
+    st.la1[Ja] = qv[afford] / c[afford] - a_s * b0  # tangent: alpha is convex in b
+    st.ls1[Ja] = a_s
+    st.la2[Ja], st.ls2[Ja] = st.la1[Ja], a_s
+
+    un = np.flatnonzero(~afford)
+    if un.size:
+        grows = (as_[un] > 0) & (cnt[un] > 0)
+        h1 = np.full(un.size, _INF)
+        h1[grows] = b0 + (c[un[grows]] - av[un[grows]]) / as_[un[grows]]
+        st.h1[J[un]] = h1
+        with np.errstate(divide="ignore"):
+            st.la1[J[un]] = 1.0 / cnt[un]  # rho >= cost / supporters
+        st.ls1[J[un]] = 0.0
+        st.la2[J[un]], st.ls2[J[un]] = -_INF, 0.0
+        ug = un[grows]
+        if ug.size:
+            # rho >= (money of R - (available - cost)) / |R| for any supporters R; take R
+            # = the richest supporters where the project becomes affordable.
+            d = np.zeros(nJ)
+            d[ug] = h1[grows] - b0
+            at = v + s * d[seg]
+            top = np.full(nJ, -_INF)
+            top[full] = np.maximum.reduceat(at, starts[full])
+            rich = np.isin(seg, ug) & (at >= top[seg] - _TOL * np.abs(top[seg]))
+            cr = np.bincount(seg[rich], m[rich], nJ)[ug]
+            sv = np.bincount(seg[rich], mv[rich], nJ)[ug]
+            ss = np.bincount(seg[rich], ms[rich], nJ)[ug]
+            cu = c[ug]
+            lv = (sv - av[ug] + cu) / cr / cu
+            ls = (ss - as_[ug]) / cr / cu
+            st.la2[J[ug]] = lv - ls * b0
+            st.ls2[J[ug]] = ls
+
+    out = _Eval()
+    out.J, out.afford, out.av, out.as_, out.qv, out.qs = J, afford, av, as_, qv, qs
+    out.types, out.v, out.s, out.starts, out.n, out.first = types, v, s, starts, n, first
+    return out
+
+
+def _mes_run(e: _Election, b0: float, trace: list | None = None) -> tuple[list[int], float, list]:
+    """One MES run with ``b0`` money per voter.
+
+    Returns the projects bought (in order), ``hi`` (for every b in [b0, hi) the run makes
+    exactly the same decisions, so it has the same outcome) and a trace: per round, the
+    state at its start and the ``hi`` of the rounds before it. Given the trace of a run
+    at a smaller b, the rounds whose decisions still hold at ``b0`` are not redone.
+    """
+    out: list = []
+    if trace:
+        margin = 1e-7 * max(1.0, b0)  # a breakpoint computed in floats is approximate
+        for b_ref, snap, hi_before in trace:  # hi_before never increases
+            if hi_before <= b0 + margin:
+                break
+            out.append((b_ref, snap, hi_before))
+        b_ref, snap, _ = out[-1]
+        st = snap.copy()
+        if b0 != b_ref:
+            st.bv += st.bs * (b0 - b_ref)
+        out[-1] = (b0, st.copy(), st.hi)
+    else:
+        st = _State.start(e, b0)
+    keep = trace is not None
+    if keep and not out:
+        out.append((b0, st.copy(), st.hi))
+    rank = e.rank
+    eps = _TOL * b0  # absolute tolerance on amounts of money per voter
+
+    while True:
+        cand = np.flatnonzero(st.remaining)
+        if cand.size == 0:
+            break
+        with np.errstate(invalid="ignore"):
+            lb = np.maximum(st.la1[cand] + st.ls1[cand] * b0, st.la2[cand] + st.ls2[cand] * b0)
+        # (not affordable yet; near the threshold the evaluation decides, with tolerance)
+        lb[b0 < st.h1[cand] - 1e-7 * max(1.0, b0)] = _INF
+        order = np.argsort(lb, kind="stable")
+        lb_sorted = lb[order]
+        n_finite = int(np.searchsorted(lb_sorted, _INF))
+        # Price projects in order of their lower bound until no other can do better.
+        evals: list[_Eval] = []
+        done = 0
+        best = _INF
+        batch = 1
+        while done < n_finite:
+            if best < _INF:
+                upto = int(np.searchsorted(lb_sorted, best * (1 + _TOL), side="right"))
+                if upto <= done:
+                    break
+            else:
+                # about _BATCH supporters per evaluation: small elections in one go
+                sizes = e.p_len[cand[order[done:n_finite]]]
+                upto = done + max(batch, int(np.searchsorted(np.cumsum(sizes), _BATCH)))
+                upto = min(n_finite, upto)
+                batch *= 2
+            ev = _evaluate(e, st, cand[order[done:upto]], b0, eps)
+            done = upto
+            evals.append(ev)
+            if ev.afford.any():
+                best = min(best, float((ev.qv[ev.afford] / e.costs[ev.J[ev.afford]]).min()))
+        if best == _INF:
+            # Nothing affordable: the run ends, unless more money makes a project so.
+            st.hi = min(st.hi, float(st.h1[cand].min()))
+            break
+
+        # The winner: smallest alpha, ties by tie rank.
+        ev_w, w, aw_v, aw_s = None, -1, _INF, 0.0
+        for ev in evals:
+            for i in np.flatnonzero(ev.afford):
+                j = int(ev.J[i])
+                a = ev.qv[i] / e.costs[j]
+                if a <= best * (1 + _TOL) and (ev_w is None or rank[j] < rank[ev_w.J[w]]):
+                    ev_w, w, aw_v, aw_s = ev, int(i), a, ev.qs[i] / e.costs[j]
+        p = int(ev_w.J[w])
+
+        # Decisions of this round that must keep their outcome for b > b0:
+        # - the winner stays affordable and its supporters stay on their side (poor:
+        #   money < rho, rich: money >= rho), so its rho and the payments stay affine;
+        lo, n_w, f_w = int(ev_w.starts[w]), int(ev_w.n[w]), int(ev_w.first[w])
+        v_w, s_w = ev_w.v[lo : lo + n_w], ev_w.s[lo : lo + n_w]
+        qv, qs = float(ev_w.qv[w]), float(ev_w.qs[w])
+        sign = np.where(np.arange(n_w) < f_w - lo, -1.0, 1.0)
+        c_p = float(e.costs[p])
+        st.hi = min(
+            st.hi,
+            _limit(
+                b0,
+                np.concatenate([[ev_w.av[w] - c_p], sign * (v_w - qv)]),
+                np.concatenate([[ev_w.as_[w]], sign * (s_w - qs)]),
+                np.concatenate([[_TOL * c_p], np.full(n_w, eps)]),
+                np.concatenate([[0.0], _TOL * (np.abs(s_w) + abs(qs)) + 1e-15]),
+            ),
+        )
+        # - no other project gets below the winner's alpha (by its lower bounds).
+        others = cand[cand != p]
+        if others.size:
+            loses_ties = rank[others] > rank[p]
+            st.hi = min(st.hi, _rivals_limit(st, others, loses_ties, b0, aw_v, aw_s, best))
+
+        st.bought.append(p)
+        st.remaining[p] = False
+        # Payment: the poor give all they have, the others rho.
+        t_w = ev_w.types[lo : lo + n_w]
+        poor_t, rich = t_w[: f_w - lo], slice(f_w - lo, n_w)
+        st.bv[poor_t], st.bs[poor_t], st.alive[poor_t] = 0.0, 0.0, False
+        t_r = t_w[rich]
+        nv, ns = v_w[rich] - qv, s_w[rich] - qs
+        dies = nv <= eps
+        if dies.any():
+            if np.any(np.abs(ns[dies]) > _TOL * (np.abs(s_w[rich][dies]) + abs(qs)) + 1e-15):
+                st.hi = b0  # left with exactly nothing here, but not for a nearby b
+            nv[dies], ns[dies] = 0.0, 0.0
+            st.alive[t_r[dies]] = False
+        st.bv[t_r], st.bs[t_r] = nv, ns
+        if keep:
+            out.append((b0, st.copy(), st.hi))
+    return st.bought, st.hi, out
+
+
+def _rivals_limit(
+    st: _State, J: np.ndarray, loses_ties: np.ndarray, b0: float, aw_v, aw_s, best
+) -> float:
+    """Up to which b no project of J can get an alpha below the winner's line.
+
+    Project j is harmless while b < h1[j] (not affordable) or while one of its lower
+    bound lines stays above the winner's line (or on it, if j loses ties to the
+    winner); the answer is where the union of these intervals that contains b0 ends.
+    """
+    h1 = st.h1[J]
+    end = np.where(b0 < h1, h1, b0)
+    vtol = _TOL * abs(best) + 1e-18
+    lows, highs = [], []
+    for la, ls in ((st.la1[J], st.ls1[J]), (st.la2[J], st.ls2[J])):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fv = la + ls * b0 - aw_v  # line minus the winner's alpha, at b0 ...
+            fs = ls - aw_s  # ... and its slope
+            stol = _TOL * (np.abs(ls) + abs(aw_s)) + 1e-18
+            root = b0 - fv / fs
+        flat = np.abs(fs) <= stol
+        pos = fv > vtol
+        tight = ~pos & (fv >= -vtol)
+        # the interval where this line is above the winner (a tie on the line is
+        # harmless only for a project that loses ties to the winner)
+        above = pos | (tight & loses_ties)
+        lo = np.where(flat, np.where(above, -_INF, _INF), np.where(fs > 0, root, -_INF))
+        hi = np.where(flat, np.where(above, _INF, -_INF), np.where(fs > 0, _INF, root))
+        hi = np.where(tight & ~flat & (fs < 0), b0, hi)  # meets the winner at b0, then below
+        lo = np.where(tight & ~flat & (fs > 0), np.where(loses_ties, -_INF, b0), lo)
+        lo = np.nan_to_num(lo, nan=_INF)
+        hi = np.nan_to_num(hi, nan=-_INF)
+        lows.append(lo)
+        highs.append(hi)
+    for _ in range(2):
+        for lo, hi in zip(lows, highs, strict=True):
+            grow = (lo < end) & (hi > end)
+            end = np.where(grow, hi, end)
+    return float(end.min())
+
+
+def _exhaustive(e: _Election, chosen: list[int], budget: float) -> bool:
+    left = budget - float(e.costs[chosen].sum()) if chosen else budget
+    others = e.candidates.copy()
+    others[chosen] = False
+    slack = 1e-12 * max(budget, 1.0)
+    return not np.any(e.costs[others] <= left + slack)
+
+
+def equal_shares(
+    approvals: Approvals,
+    costs: np.ndarray,
+    budget: float,
+    tie_order: Sequence[int],
+    completion: str | None = "add1",
+) -> list[int]:
+    """Method of Equal Shares with cost utilities; returns positions in the order bought.
+
+    ``tie_order``: entry positions, preferred first, for breaking exact ties (entries
+    not listed come after, by position). ``completion``: ``None`` (plain MES),
+    ``"add1"`` (pabulib's ``equalshares/add1``) or ``"add1_greedy"`` (add1, then greedy
+    by approval count over whatever still fits). See the module docstring.
+    """
+    total = _check_budget(budget)
+    cost = _check_costs(costs)
+    if completion not in COMPLETIONS:
+        raise RankingError(
+            "unknown_completion",
+            f"completion must be one of {COMPLETIONS}, got {completion!r}",
+        )
+    e = _prepare(approvals, cost, tie_order)
+    if e.n_voters == 0:
+        return _greedy_fill(e, [], total) if completion == "add1_greedy" else []
+    start = total / e.n_voters
+    if completion is None:
+        return e.free + _mes_run(e, start)[0]
+    bought, hi, trace = _mes_run(e, start, [])
+
+    # add1: one more currency unit per voter until exhaustive; keep the last feasible.
+    previous = list(e.free)
+    step = 0
+    max_step = math.ceil(float(cost[e.candidates].sum())) + 2  # everything affordable
+    result = previous
+    while True:
+        spent = float(cost[bought].sum()) if bought else 0.0
+        if spent > total + 1e-12 * max(total, 1.0):
+            result = previous
+            break
+        outcome = e.free + bought
+        if _exhaustive(e, bought, total) or step >= max_step:
+            result = outcome
+            break
+        previous = outcome
+        # outcomes are the same up to hi: go to the first whole step at or past it
+        gap = hi - start
+        nxt = math.ceil(gap - 1e-7 * max(1.0, abs(gap))) if math.isfinite(gap) else step + 1
+        step = max(step + 1, nxt)
+        bought, hi, trace = _mes_run(e, start + step, trace)
+
+    if completion == "add1_greedy":
+        result = _greedy_fill(e, result, total)
+    return result
+
+
+def _greedy_fill(e: _Election, chosen: list[int], budget: float) -> list[int]:
+    """Greedy by approval count (ties by tie rank) over the entries not yet chosen."""
+    n_projects = len(e.costs)
+    taken = np.zeros(n_projects, dtype=bool)
+    taken[chosen] = True
+    score = np.where(e.costs > 0, e.votes, 0.0)
+    rest = np.flatnonzero(~taken)
+    rest = rest[np.lexsort((e.rank[rest], -score[rest]))]
+    left = budget - (float(e.costs[chosen].sum()) if chosen else 0.0)
+    out = list(chosen)
+    for pos in rest.tolist():
+        if _fits(e.costs[pos], left, budget):
+            out.append(pos)
+            left -= e.costs[pos]
+    return out
