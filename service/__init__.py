@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask, request
 from sqlalchemy import event
 
-from . import observability
+from . import observability, security
 from .config import Config, instance_dir
 from .extensions import babel, csrf, db, limiter, migrate
 
@@ -77,6 +77,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_cli(app)
 
     observability.init_app(app)
+    security.init_app(app)
     if not app.testing:
         observability.configure_logging()
     return app

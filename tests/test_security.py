@@ -1,0 +1,95 @@
+"""Security headers and the attack surface of the API."""
+
+import pytest
+
+from tests.conftest import ADMIN
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/healthz",
+        "/api/v1/campaigns",
+        "/api/openapi.json",
+        "/no-such-page",
+        "/static/site.css",
+    ],
+)
+def test_security_headers_on_every_response(client, path):
+    """Every response forbids framing, sniffing, referrers and any script or outside source."""
+    r = client.get(path)
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "script-src" not in csp  # falls back to default-src 'none': no scripts at all
+    assert "http" not in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["X-Frame-Options"] == "DENY"
+
+
+# Everything not listed here is treated as an admin operation, so a new endpoint is
+# covered by default and must be declared public (or kiosk/expert) on purpose.
+PUBLIC = {
+    ("get", "/api/v1/campaigns"),
+    ("get", "/api/v1/campaigns/{slug}"),
+    ("get", "/api/v1/campaigns/{slug}/entries"),
+    ("get", "/api/v1/campaigns/{slug}/entries/{code}"),
+    ("get", "/api/v1/receipts/{receipt}"),
+    ("get", "/api/v1/campaigns/{slug}/results"),
+    ("get", "/api/v1/campaigns/{slug}/results.csv"),
+    ("get", "/api/v1/campaigns/{slug}/publications/{version}"),
+}
+KIOSK_OR_VOTER = {
+    ("post", "/api/v1/campaigns/{slug}/ballots"),
+    ("post", "/api/v1/campaigns/{slug}/ballots/batch"),
+}
+EXPERT = {
+    ("get", "/api/v1/campaigns/{slug}/review/assignments"),
+    ("put", "/api/v1/campaigns/{slug}/entries/{code}/score"),
+}
+
+
+def _operations(app):
+    spec = app.test_client().get("/api/openapi.json").json
+    return [
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+
+
+def _admin_operations(app):
+    return [op for op in _operations(app) if op not in PUBLIC | KIOSK_OR_VOTER | EXPERT]
+
+
+def test_every_operation_is_classified(app):
+    """The lists above name real operations (a renamed endpoint cannot hide)."""
+    assert set(_operations(app)) >= PUBLIC | KIOSK_OR_VOTER | EXPERT
+
+
+def test_admin_endpoints_refuse_anonymous_kiosk_and_expert(app, client, make_campaign):
+    """Every admin endpoint refuses no token (401) and kiosk or expert tokens (403)."""
+    make_campaign()
+    kiosk = client.post("/api/v1/kiosks", json={"name": "k"}, headers=ADMIN).json["token"]
+    expert = client.post("/api/v1/campaigns/c1/experts", json={"name": "e"}, headers=ADMIN).json[
+        "token"
+    ]
+    ops = _admin_operations(app)
+    assert len(ops) >= 15, ops
+    for method, path in ops:
+        url = (
+            path.replace("{slug}", "c1")
+            .replace("{code}", "A01")
+            .replace("{kiosk_id}", "1")
+            .replace("{expert_id}", "1")
+            .replace("{exclusion_id}", "1")
+            .replace("{run_id}", "x")
+            .replace("{version}", "1")
+        )
+        call = getattr(client, method)
+        assert call(url, json={}).status_code == 401, (method, path)
+        for token in (kiosk, expert):
+            r = call(url, json={}, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 403, (method, path, r.status_code)
