@@ -4,12 +4,14 @@ and against pabutools 1.2.3 (exact rational arithmetic) on random small election
 from __future__ import annotations
 
 import math
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workers.ranking import budget as budget_module
 from workers.ranking.budget import equal_shares, greedy_budget
 from workers.ranking.synth import generate_instance
 from workers.ranking.types import Approvals, RankingError
@@ -269,9 +271,24 @@ def test_equal_shares_add1_large_costs_match_pabutools(election):
     assert got == _positions(expected, back)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(elections(), st.integers(1, 12))
+def test_lazy_pricing_matches_pabutools(election, batch):
+    """Large elections price only the projects that could win; same winners as pabutools."""
+    ballots, costs, budget, tie_order = election
+    inst, profile, back = _pabutools_election(ballots, costs, budget, tie_order)
+    approvals = Approvals.from_lists(ballots)
+    with patch.object(budget_module, "_BATCH", batch):  # force the large-election path
+        plain = equal_shares(approvals, np.array(costs, float), budget, tie_order, None)
+        add1 = equal_shares(approvals, np.array(costs, float), budget, tie_order)
+    assert plain == _positions(method_of_equal_shares(inst, profile, sat_class=Cost_Sat), back)
+    expected = method_of_equal_shares(inst, profile, sat_class=Cost_Sat, voter_budget_increment=1)
+    assert add1 == _positions(expected, back)
+
+
 def test_generated_instance_matches_pabutools():
-    """A generated 300-voter election: same MES and add1 winners as pabutools."""
-    approvals, costs, budget = generate_instance(300, 15, seed=7)
+    """A generated 200-voter election: same MES and add1 winners as pabutools."""
+    approvals, costs, budget = generate_instance(200, 12, seed=7)
     ballots = [
         approvals.indices[approvals.indptr[b] : approvals.indptr[b + 1]].tolist()
         for b in range(approvals.n_ballots)

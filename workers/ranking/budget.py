@@ -168,11 +168,14 @@ def _ballot_types(approvals: Approvals, n_projects: int):
         empty = np.zeros(0, dtype=np.int64)
         return 0, np.zeros(0), np.zeros(1, dtype=np.int64), empty
     ballot = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    order = np.lexsort((idx, ballot))
-    ballot, idx = ballot[order], idx[order]
-    keep = np.ones(len(idx), dtype=bool)
-    keep[1:] = (ballot[1:] != ballot[:-1]) | (idx[1:] != idx[:-1])
-    ballot, idx = ballot[keep], idx[keep]
+    step = np.diff(idx)
+    same = ballot[1:] == ballot[:-1]
+    if np.any(same & (step <= 0)):  # choices not strictly increasing: sort, then dedupe
+        order = np.argsort(ballot * n_projects + idx)
+        ballot, idx = ballot[order], idx[order]
+        keep = np.ones(len(idx), dtype=bool)
+        keep[1:] = (ballot[1:] != ballot[:-1]) | (idx[1:] != idx[:-1])
+        ballot, idx = ballot[keep], idx[keep]
 
     words = max(1, (n_projects + 63) // 64)
     keys = np.zeros((n, words), dtype=np.uint64)
@@ -201,7 +204,8 @@ def _prepare(approvals: Approvals, costs: np.ndarray, tie_order: Sequence[int]) 
     n, mult, t_ptr, t_idx = _ballot_types(approvals, n_projects)
     n_types = len(mult)
     owner = np.repeat(np.arange(n_types, dtype=np.int64), np.diff(t_ptr))
-    by_project = np.argsort(t_idx, kind="stable")
+    small = np.int16 if n_projects < 2**15 else np.int64  # radix sort for small ints
+    by_project = np.argsort(t_idx.astype(small), kind="stable")
     p_types = owner[by_project]
     p_ptr = np.zeros(n_projects + 1, dtype=np.int64)
     np.cumsum(np.bincount(t_idx, minlength=n_projects), out=p_ptr[1:])
@@ -307,7 +311,21 @@ def _gather(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Eval:
     """Exact prices of a batch of projects at the current state (see ``_evaluate``)."""
 
-    __slots__ = ("J", "afford", "av", "as_", "qv", "qs", "types", "v", "s", "starts", "n", "first")
+    __slots__ = (
+        "J",
+        "alpha",
+        "afford",
+        "av",
+        "as_",
+        "qv",
+        "qs",
+        "types",
+        "v",
+        "s",
+        "starts",
+        "n",
+        "first",
+    )
 
 
 def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) -> _Eval:
@@ -372,7 +390,9 @@ def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) ->
             at = v + s * d[seg]
             top = np.full(nJ, -_INF)
             top[full] = np.maximum.reduceat(at, starts[full])
-            rich = np.isin(seg, ug) & (at >= top[seg] - _TOL * np.abs(top[seg]))
+            in_ug = np.zeros(nJ, dtype=bool)
+            in_ug[ug] = True
+            rich = in_ug[seg] & (at >= top[seg] - _TOL * np.abs(top[seg]))
             cr = np.bincount(seg[rich], m[rich], nJ)[ug]
             sv = np.bincount(seg[rich], mv[rich], nJ)[ug]
             ss = np.bincount(seg[rich], ms[rich], nJ)[ug]
@@ -384,8 +404,46 @@ def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) ->
 
     out = _Eval()
     out.J, out.afford, out.av, out.as_, out.qv, out.qs = J, afford, av, as_, qv, qs
+    out.alpha = np.full(nJ, _INF)
+    out.alpha[afford] = qv[afford] / c[afford]
     out.types, out.v, out.s, out.starts, out.n, out.first = types, v, s, starts, n, first
     return out
+
+
+def _evaluate_lazily(
+    e: _Election, st: _State, cand: np.ndarray, b0: float, eps: float
+) -> list[_Eval]:
+    """Price projects in order of their lower bound until no other can do better."""
+    with np.errstate(invalid="ignore"):
+        lb = np.maximum(st.la1[cand] + st.ls1[cand] * b0, st.la2[cand] + st.ls2[cand] * b0)
+    # not affordable yet (near the threshold the evaluation decides, with tolerance)
+    lb[b0 < st.h1[cand] - 1e-7 * max(1.0, b0)] = _INF
+    order = np.argsort(lb, kind="stable")
+    lb_sorted = lb[order]
+    n_finite = int(np.searchsorted(lb_sorted, _INF))
+    evals: list[_Eval] = []
+    done = 0
+    best = _INF
+    batch = 1
+    while done < n_finite:
+        if best < _INF:
+            upto = int(np.searchsorted(lb_sorted, best * (1 + _TOL), side="right"))
+            if upto <= done:
+                break
+        else:
+            # about _BATCH supporters per evaluation
+            sizes = e.p_len[cand[order[done:n_finite]]]
+            upto = done + max(batch, int(np.searchsorted(np.cumsum(sizes), _BATCH)))
+            upto = min(n_finite, upto)
+            batch *= 2
+        ev = _evaluate(e, st, cand[order[done:upto]], b0, eps)
+        done = upto
+        evals.append(ev)
+        best = min(best, float(ev.alpha.min()) if ev.alpha.size else _INF)
+    if not evals:  # nothing can be afforded: report an empty evaluation
+        ev = _evaluate(e, st, cand[:0], b0, eps)
+        evals.append(ev)
+    return evals
 
 
 def _mes_run(e: _Election, b0: float, trace: list | None = None) -> tuple[list[int], float, list]:
@@ -420,48 +478,30 @@ def _mes_run(e: _Election, b0: float, trace: list | None = None) -> tuple[list[i
         cand = np.flatnonzero(st.remaining)
         if cand.size == 0:
             break
-        with np.errstate(invalid="ignore"):
-            lb = np.maximum(st.la1[cand] + st.ls1[cand] * b0, st.la2[cand] + st.ls2[cand] * b0)
-        # (not affordable yet; near the threshold the evaluation decides, with tolerance)
-        lb[b0 < st.h1[cand] - 1e-7 * max(1.0, b0)] = _INF
-        order = np.argsort(lb, kind="stable")
-        lb_sorted = lb[order]
-        n_finite = int(np.searchsorted(lb_sorted, _INF))
-        # Price projects in order of their lower bound until no other can do better.
-        evals: list[_Eval] = []
-        done = 0
-        best = _INF
-        batch = 1
-        while done < n_finite:
-            if best < _INF:
-                upto = int(np.searchsorted(lb_sorted, best * (1 + _TOL), side="right"))
-                if upto <= done:
-                    break
-            else:
-                # about _BATCH supporters per evaluation: small elections in one go
-                sizes = e.p_len[cand[order[done:n_finite]]]
-                upto = done + max(batch, int(np.searchsorted(np.cumsum(sizes), _BATCH)))
-                upto = min(n_finite, upto)
-                batch *= 2
-            ev = _evaluate(e, st, cand[order[done:upto]], b0, eps)
-            done = upto
-            evals.append(ev)
-            if ev.afford.any():
-                best = min(best, float((ev.qv[ev.afford] / e.costs[ev.J[ev.afford]]).min()))
+        if int(e.p_len[cand].sum()) <= _BATCH:
+            # small election: price everything at once (also refreshes every bound)
+            evals = [_evaluate(e, st, cand, b0, eps)]
+        else:
+            evals = _evaluate_lazily(e, st, cand, b0, eps)
+        alpha = np.concatenate([ev.alpha for ev in evals]) if len(evals) > 1 else evals[0].alpha
+        best = float(alpha.min()) if alpha.size else _INF
         if best == _INF:
             # Nothing affordable: the run ends, unless more money makes a project so.
             st.hi = min(st.hi, float(st.h1[cand].min()))
             break
 
         # The winner: smallest alpha, ties by tie rank.
-        ev_w, w, aw_v, aw_s = None, -1, _INF, 0.0
-        for ev in evals:
-            for i in np.flatnonzero(ev.afford):
-                j = int(ev.J[i])
-                a = ev.qv[i] / e.costs[j]
-                if a <= best * (1 + _TOL) and (ev_w is None or rank[j] < rank[ev_w.J[w]]):
-                    ev_w, w, aw_v, aw_s = ev, int(i), a, ev.qs[i] / e.costs[j]
+        J_all = np.concatenate([ev.J for ev in evals]) if len(evals) > 1 else evals[0].J
+        tied = np.flatnonzero(alpha <= best * (1 + _TOL))
+        k = int(tied[np.argmin(rank[J_all[tied]])]) if tied.size > 1 else int(tied[0])
+        for ev_w in evals:
+            if k < ev_w.J.size:
+                break
+            k -= ev_w.J.size
+        w = k
         p = int(ev_w.J[w])
+        c_p = float(e.costs[p])
+        aw_v, aw_s = float(ev_w.alpha[w]), float(ev_w.qs[w]) / c_p
 
         # Decisions of this round that must keep their outcome for b > b0:
         # - the winner stays affordable and its supporters stay on their side (poor:
@@ -469,16 +509,19 @@ def _mes_run(e: _Election, b0: float, trace: list | None = None) -> tuple[list[i
         lo, n_w, f_w = int(ev_w.starts[w]), int(ev_w.n[w]), int(ev_w.first[w])
         v_w, s_w = ev_w.v[lo : lo + n_w], ev_w.s[lo : lo + n_w]
         qv, qs = float(ev_w.qv[w]), float(ev_w.qs[w])
-        sign = np.where(np.arange(n_w) < f_w - lo, -1.0, 1.0)
-        c_p = float(e.costs[p])
+        av_w, as_w = float(ev_w.av[w]), float(ev_w.as_[w])
+        if as_w < 0:  # (available money is affine in b)
+            st.hi = min(st.hi, b0 if av_w - c_p <= _TOL * c_p else b0 + (av_w - c_p) / -as_w)
+        sign = np.ones(n_w)
+        sign[: f_w - lo] = -1.0
         st.hi = min(
             st.hi,
             _limit(
                 b0,
-                np.concatenate([[ev_w.av[w] - c_p], sign * (v_w - qv)]),
-                np.concatenate([[ev_w.as_[w]], sign * (s_w - qs)]),
-                np.concatenate([[_TOL * c_p], np.full(n_w, eps)]),
-                np.concatenate([[0.0], _TOL * (np.abs(s_w) + abs(qs)) + 1e-15]),
+                sign * (v_w - qv),
+                sign * (s_w - qs),
+                eps,
+                _TOL * (np.abs(s_w) + abs(qs)) + 1e-15,
             ),
         )
         # - no other project gets below the winner's alpha (by its lower bounds).
@@ -519,31 +562,26 @@ def _rivals_limit(
     h1 = st.h1[J]
     end = np.where(b0 < h1, h1, b0)
     vtol = _TOL * abs(best) + 1e-18
-    lows, highs = [], []
-    for la, ls in ((st.la1[J], st.ls1[J]), (st.la2[J], st.ls2[J])):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fv = la + ls * b0 - aw_v  # line minus the winner's alpha, at b0 ...
-            fs = ls - aw_s  # ... and its slope
-            stol = _TOL * (np.abs(ls) + abs(aw_s)) + 1e-18
-            root = b0 - fv / fs
-        flat = np.abs(fs) <= stol
-        pos = fv > vtol
-        tight = ~pos & (fv >= -vtol)
-        # the interval where this line is above the winner (a tie on the line is
-        # harmless only for a project that loses ties to the winner)
-        above = pos | (tight & loses_ties)
-        lo = np.where(flat, np.where(above, -_INF, _INF), np.where(fs > 0, root, -_INF))
-        hi = np.where(flat, np.where(above, _INF, -_INF), np.where(fs > 0, _INF, root))
-        hi = np.where(tight & ~flat & (fs < 0), b0, hi)  # meets the winner at b0, then below
-        lo = np.where(tight & ~flat & (fs > 0), np.where(loses_ties, -_INF, b0), lo)
-        lo = np.nan_to_num(lo, nan=_INF)
-        hi = np.nan_to_num(hi, nan=-_INF)
-        lows.append(lo)
-        highs.append(hi)
-    for _ in range(2):
-        for lo, hi in zip(lows, highs, strict=True):
-            grow = (lo < end) & (hi > end)
-            end = np.where(grow, hi, end)
+    la = np.stack([st.la1[J], st.la2[J]])
+    ls = np.stack([st.ls1[J], st.ls2[J]])
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        fv = la + ls * b0 - aw_v  # each line minus the winner's alpha, at b0 ...
+        fs = ls - aw_s  # ... and its slope (la may be +-inf: never NaN here)
+        root = b0 - fv / fs
+    flat = np.abs(fs) <= _TOL * (np.abs(ls) + abs(aw_s)) + 1e-18
+    pos = fv > vtol
+    tight = ~pos & (fv >= -vtol)
+    # the interval (lo, hi) where the line is above the winner (a tie on the line is
+    # harmless only for a project that loses ties to the winner)
+    above = pos | (tight & loses_ties)
+    rising = fs > 0
+    lo = np.where(flat, np.where(above, -_INF, _INF), np.where(rising, root, -_INF))
+    hi = np.where(flat, np.where(above, _INF, -_INF), np.where(rising, _INF, root))
+    hi = np.where(tight & ~flat & ~rising, b0, hi)  # meets the winner at b0, then below
+    lo = np.where(tight & ~flat & rising, np.where(loses_ties, -_INF, b0), lo)
+    for _ in range(2):  # chain the intervals that overlap
+        for i in (0, 1):
+            end = np.where((lo[i] < end) & (hi[i] > end), hi[i], end)
     return float(end.min())
 
 
