@@ -22,12 +22,22 @@ Semantics follow pabutools 1.2.3 (the reference implementation used by pabulib):
 Deliberate difference: an approved entry that costs 0 is selected up front (pabutools'
 ``Cost_Sat`` gives it zero satisfaction and never selects it).
 
-Speed: identical ballots are merged into types; during a run, voters whose remaining
-money is equal form a "class", and a class x project supporter-count matrix lets every
-round be a handful of vectorised operations, independent of the number of ballots.
-For add1, every quantity of a run is an affine function of the per-voter budget ``b``;
-each run also returns the largest ``b`` up to which every comparison it made keeps its
-outcome, so the integer increments in between (identical outcomes) are skipped.
+Arithmetic is float64 with a relative tolerance of 1e-9 for "equal" (ties, "exactly
+affordable"), which matches pabutools' exact fractions on integer-cost data; ties are
+then resolved by ``tie_order``.
+
+Speed (no per-voter Python loop anywhere):
+
+* identical ballots are merged into types with a multiplicity, so a million ballots
+  over a few dozen projects are a few thousand types;
+* each round prices projects vectorised over their supporters' types, and only those
+  whose lower bound on ``rho / cost`` could still beat the best found (as pabutools
+  does); small elections price everything in one go;
+* add1: within a run every quantity is an affine function of the per-voter budget
+  ``b`` (given the decisions made so far), and ``rho_j(b)`` is convex, so each run also
+  returns how far ``b`` can grow before any of its decisions could change. The add1
+  increments in between have the same outcome and are skipped, and the next run
+  resumes from the first round whose decisions may change.
 """
 
 from __future__ import annotations
@@ -125,18 +135,14 @@ def greedy_budget(
 
 @dataclass(frozen=True)
 class _Election:
-    """Ballots merged into types, with both CSR directions and per-project counts."""
+    """Ballots merged into types, each project's supporting types, per-project counts."""
 
     n_voters: int
     costs: np.ndarray  # float64 per project
     mult: np.ndarray  # float64 multiplicity per ballot type
-    t_ptr: np.ndarray  # type -> projects CSR
-    t_idx: np.ndarray
-    p_ptr: np.ndarray  # project -> types CSR
+    p_ptr: np.ndarray  # project -> supporting ballot types (CSR)
     p_types: np.ndarray
-    p_len: np.ndarray  # supporter types per project
-    owner: np.ndarray  # type of each t_idx entry
-    owner_mult: np.ndarray  # its multiplicity (float64)
+    p_len: np.ndarray  # supporting types per project
     votes: np.ndarray  # float64 approval count per project (exact integers)
     candidates: np.ndarray  # bool: approved and cost > 0 (what MES may buy)
     free: list[int]  # approved and cost == 0, in tie order
@@ -218,13 +224,9 @@ def _prepare(approvals: Approvals, costs: np.ndarray, tie_order: Sequence[int]) 
         n_voters=n,
         costs=costs,
         mult=mult,
-        t_ptr=t_ptr,
-        t_idx=t_idx,
         p_ptr=p_ptr,
         p_types=p_types,
         p_len=np.diff(p_ptr),
-        owner=owner,
-        owner_mult=mult[owner],
         votes=votes,
         candidates=candidates,
         free=free,
