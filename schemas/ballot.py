@@ -67,3 +67,22 @@ class ExclusionSchema(Schema):
     active = fields.Boolean()
     created_at = Rfc3339()
     revoked_at = Rfc3339(allow_none=True)
+
+
+class AnomalyBallotSchema(Schema):
+    ballot_id = fields.String()
+    excluded = fields.Boolean()
+
+
+class AnomalySchema(Schema):
+    kiosk_id = fields.Integer(allow_none=True)
+    kiosk = fields.String(allow_none=True)
+    flag = fields.String()
+    count = fields.Integer()
+    first = fields.String()
+    last = fields.String(allow_none=True)
+    ballots = fields.List(fields.Nested(AnomalyBallotSchema))
+
+
+class AnomaliesSchema(Schema):
+    anomalies = fields.List(fields.Nested(AnomalySchema))

@@ -55,3 +55,40 @@ class AssignmentsOutSchema(Schema):
     expert = fields.Nested(ExpertSchema)
     criteria = fields.List(fields.Dict())
     entries = fields.List(fields.Nested(AssignmentEntrySchema))
+
+
+class ScoreVersionSchema(Schema):
+    expert_id = fields.Integer()
+    revision = fields.Integer()
+    scores = fields.Dict()
+    total = fields.Float()
+    comment = fields.String(allow_none=True)
+    recorded_at = Rfc3339()
+
+
+class ScoreHistoryOutSchema(Schema):
+    history = fields.List(fields.Nested(ScoreVersionSchema))
+
+
+class ProgressEntrySchema(Schema):
+    code = fields.String()
+    title = fields.String()
+    reviews = fields.Integer()
+    min_reviews_met = fields.Boolean()
+
+
+class ProgressExpertSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    area = fields.String(allow_none=True)
+    revoked = fields.Boolean()
+    done = fields.Integer()
+    assigned = fields.Integer()
+
+
+class ProgressSchema(Schema):
+    campaign = fields.String()
+    min_reviews = fields.Integer()
+    entries_complete = fields.Integer()
+    entries = fields.List(fields.Nested(ProgressEntrySchema))
+    experts = fields.List(fields.Nested(ProgressExpertSchema))

@@ -2,9 +2,14 @@
 
 from flask_smorest import Api
 
+from schemas.common import ApiErrorSchema
+
 
 class VotesApi(Api):
     """flask-smorest Api whose error handler is the service's own (one error shape)."""
+
+    # Documented error responses use the shape the service really sends.
+    ERROR_SCHEMA = ApiErrorSchema
 
     def _register_error_handlers(self):
         # The app registers the handlers (service.errors); smorest must not override them.

@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 
 from schemas.ballot import (
     MAX_BATCH,
+    AnomaliesSchema,
     BallotInSchema,
     BallotOutSchema,
     BatchInSchema,
@@ -216,6 +217,7 @@ class Receipt(MethodView):
 class Anomalies(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)
+    @blp.response(200, AnomaliesSchema)
     def get(self, slug):
         """Flagged ballots (bursts from one kiosk), grouped for a human to review."""
         return {"anomalies": exclusions.anomalies(get_campaign(slug))}
@@ -241,7 +243,7 @@ class Exclusions(MethodView):
         return rows
 
 
-@blp.route("/campaigns/<slug>/exclusions/<int:exclusion_id>")
+@blp.route("/campaigns/<slug>/exclusions/<int(max=2147483647):exclusion_id>")
 class ExclusionItem(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)

@@ -45,7 +45,7 @@ class Kiosks(MethodView):
         }
 
 
-@blp.route("/<int:kiosk_id>")
+@blp.route("/<int(max=2147483647):kiosk_id>")
 class KioskItem(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)

@@ -61,7 +61,7 @@ class ResultsCsv(MethodView):
         )
 
 
-@blp.route("/<slug>/publications/<int:version>")
+@blp.route("/<slug>/publications/<int(max=2147483647):version>")
 class PublicationItem(MethodView):
     @blp.doc(
         responses={

@@ -10,6 +10,8 @@ from schemas.review import (
     AssignmentInSchema,
     AssignmentsOutSchema,
     ExpertSchema,
+    ProgressSchema,
+    ScoreHistoryOutSchema,
     ScoreInSchema,
     ScoreOutSchema,
 )
@@ -57,7 +59,7 @@ class Experts(MethodView):
         }
 
 
-@blp.route("/<slug>/experts/<int:expert_id>")
+@blp.route("/<slug>/experts/<int(max=2147483647):expert_id>")
 class ExpertItem(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)
@@ -69,7 +71,7 @@ class ExpertItem(MethodView):
         db.session.commit()
 
 
-@blp.route("/<slug>/experts/<int:expert_id>/assignments")
+@blp.route("/<slug>/experts/<int(max=2147483647):expert_id>/assignments")
 class ExpertAssignments(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)
@@ -125,6 +127,7 @@ class EntryScore(MethodView):
 class ScoreHistory(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)
+    @blp.response(200, ScoreHistoryOutSchema)
     def get(self, slug, code):
         """Every version of every expert's score for an entry (for appeals)."""
         return {"history": domain.score_history(get_campaign(slug), code)}
@@ -134,6 +137,7 @@ class ScoreHistory(MethodView):
 class ReviewProgress(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)
+    @blp.response(200, ProgressSchema)
     def get(self, slug):
         """Per entry: live reviews and whether min_reviews is met; per expert: done/assigned."""
         return domain.progress(get_campaign(slug))
