@@ -301,6 +301,40 @@ def test_generated_instance_matches_pabutools():
     assert equal_shares(approvals, costs, budget, tie_order) == _positions(add1, back)
 
 
+@pytest.mark.parametrize("n_projects", [30, 70])
+def test_many_projects_match_pabutools(n_projects):
+    """Elections with more than 20 (one bitset word) and 64 (two words) projects: same
+    MES winners as pabutools (add1 is covered above; pabutools is slow here)."""
+    approvals, costs, budget = generate_instance(120, n_projects, seed=n_projects)
+    ballots = [
+        approvals.indices[approvals.indptr[b] : approvals.indptr[b + 1]].tolist()
+        for b in range(approvals.n_ballots)
+    ]
+    tie_order = list(range(n_projects))[::-1]
+    inst, profile, back = _pabutools_election(ballots, costs, budget, tie_order)
+    plain = method_of_equal_shares(inst, profile, sat_class=Cost_Sat)
+    assert equal_shares(approvals, costs, budget, tie_order, None) == _positions(plain, back)
+
+
+@settings(max_examples=60, deadline=None)
+@given(elections(max_projects=70, max_voters=25), st.randoms(use_true_random=False))
+def test_ballot_order_and_repeats_do_not_matter(election, rnd):
+    """Shuffling ballots, or the choices inside them, or repeating a choice changes nothing."""
+    ballots, costs, budget, tie_order = election
+    messy = []
+    for b in ballots:
+        b = b + b[: rnd.randint(0, len(b))]
+        rnd.shuffle(b)
+        messy.append(b)
+    rnd.shuffle(messy)
+    costs = np.array(costs, float)
+    for completion in (None, "add1"):
+        clean = equal_shares(Approvals.from_lists(ballots), costs, budget, tie_order, completion)
+        assert (
+            equal_shares(Approvals.from_lists(messy), costs, budget, tie_order, completion) == clean
+        )
+
+
 def test_generate_instance_is_deterministic():
     """The same seed gives the same election; costs and budget are whole numbers."""
     a1, c1, b1 = generate_instance(500, 20, seed=3)

@@ -158,6 +158,15 @@ def _tie_rank(tie_order: Sequence[int], n_projects: int) -> np.ndarray:
     return rank
 
 
+def _gather(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions of CSR rows ``rows`` and the row number (0..len-1) of each."""
+    lens = ptr[rows + 1] - ptr[rows]
+    total = int(lens.sum())
+    offs = np.cumsum(lens) - lens
+    flat = np.repeat(ptr[rows] - offs, lens) + np.arange(total)
+    return flat, np.repeat(np.arange(rows.size), lens)
+
+
 def _ballot_types(approvals: Approvals, n_projects: int):
     """Deduplicate choices inside ballots, then merge identical ballots.
 
@@ -173,34 +182,44 @@ def _ballot_types(approvals: Approvals, n_projects: int):
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return 0, np.zeros(0), np.zeros(1, dtype=np.int64), empty
-    ballot = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    step = np.diff(idx)
-    same = ballot[1:] == ballot[:-1]
-    if np.any(same & (step <= 0)):  # choices not strictly increasing: sort, then dedupe
-        order = np.argsort(ballot * n_projects + idx)
-        ballot, idx = ballot[order], idx[order]
-        keep = np.ones(len(idx), dtype=bool)
-        keep[1:] = (ballot[1:] != ballot[:-1]) | (idx[1:] != idx[:-1])
-        ballot, idx = ballot[keep], idx[keep]
-
+    lengths = np.diff(indptr)
     words = max(1, (n_projects + 63) // 64)
-    keys = np.zeros((n, words), dtype=np.uint64)
-    bits = np.left_shift(np.uint64(1), (idx & 63).astype(np.uint64))
-    np.add.at(keys, (ballot, idx >> 6), bits)  # distinct bits: add == or
-    if words == 1:
-        _, first, counts = np.unique(keys[:, 0], return_index=True, return_counts=True)
+    keys = np.zeros((n, words) if words > 1 else n, dtype=np.uint64)  # approval bitsets
+    # OR the choices of each ballot into its bitset (a repeated choice sets the same bit)
+    if idx.size:
+        bit = np.left_shift(np.uint64(1), (idx & 63).astype(np.uint64))
+        rows = np.flatnonzero(lengths)  # (reduceat mishandles empty segments)
+        for w in range(words):
+            in_word = bit if words == 1 else np.where(idx >> 6 == w, bit, np.uint64(0))
+            ored = np.bitwise_or.reduceat(in_word, indptr[rows])
+            if words == 1:
+                keys[rows] = ored
+            else:
+                keys[rows, w] = ored
+    if n_projects <= 20:  # few projects: count bitsets directly
+        per_key = np.bincount(keys.astype(np.int64), minlength=1 << n_projects)
+        uniq = np.flatnonzero(per_key)
+        counts, uniq = per_key[uniq], uniq.astype(np.uint64)
+    elif words == 1:
+        uniq, counts = np.unique(keys, return_counts=True)
     else:
         view = np.ascontiguousarray(keys).view(np.dtype((np.void, 8 * words))).ravel()
-        _, first, counts = np.unique(view, return_index=True, return_counts=True)
+        uniq, counts = np.unique(view, return_counts=True)
+        uniq = uniq.view(np.uint64)
+    uniq = np.ascontiguousarray(uniq).reshape(-1, words)
 
-    lengths = np.bincount(ballot, minlength=n)
-    starts = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    rep_len = lengths[first]
-    t_ptr = np.zeros(len(first) + 1, dtype=np.int64)
-    np.cumsum(rep_len, out=t_ptr[1:])
-    gather = np.repeat(starts[first] - t_ptr[:-1], rep_len) + np.arange(t_ptr[-1])
-    t_idx = idx[gather]
+    # Each type's projects, read from its bitset (in chunks to bound memory).
+    owners, projects = [], []
+    chunk = 1 << 16
+    for lo in range(0, uniq.shape[0], chunk):
+        bits = np.unpackbits(uniq[lo : lo + chunk].view(np.uint8), axis=1, bitorder="little")
+        t, j = np.nonzero(bits[:, :n_projects])
+        owners.append(t + lo)
+        projects.append(j)
+    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+    t_idx = np.concatenate(projects).astype(np.int64) if projects else owner
+    t_ptr = np.zeros(uniq.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=uniq.shape[0]), out=t_ptr[1:])
     return n, counts.astype(np.float64), t_ptr, t_idx
 
 
@@ -299,15 +318,6 @@ class _State:
             setattr(st, name, getattr(self, name).copy())
         st.bought, st.hi = list(self.bought), self.hi
         return st
-
-
-def _gather(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat positions of CSR rows ``rows`` and the row number (0..len-1) of each."""
-    lens = ptr[rows + 1] - ptr[rows]
-    total = int(lens.sum())
-    offs = np.cumsum(lens) - lens
-    flat = np.repeat(ptr[rows] - offs, lens) + np.arange(total)
-    return flat, np.repeat(np.arange(rows.size), lens)
 
 
 class _Eval:
