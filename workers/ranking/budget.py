@@ -17,7 +17,11 @@ Semantics follow pabutools 1.2.3 (the reference implementation used by pabulib):
   the official winners of pabulib's ``equalshares/add1`` elections (Assen 2024).
   ``"add1_greedy"`` additionally fills what is left greedily by approval count (what
   equalshares.net suggests as a final step, pabutools ``completion_by_rule_combination``
-  with ``greedy_utilitarian_welfare``); pabulib's official add1 winners do *not* use it.
+  with ``greedy_utilitarian_welfare``); pabulib's official add1 winners do *not* use it:
+  on Assen 2024 it would add project 7, which was not selected.
+  (equalshares.net's reference code differs slightly: after the first run it continues
+  from whole per-voter budgets ``floor(budget/n) + 1, + 2, ...`` and counts unapproved
+  projects when testing exhaustiveness. Both variants give Assen's official winners.)
 
 Deliberate difference: an approved entry that costs 0 is selected up front (pabutools'
 ``Cost_Sat`` gives it zero satisfaction and never selects it).
