@@ -72,3 +72,26 @@ def test_metrics_need_no_auth_but_admin_api_does(client):
     assert client.get("/metrics").status_code == 200
     assert client.get("/api/v1/kiosks").status_code == 401
     assert client.get("/api/v1/kiosks", headers=ADMIN).status_code == 200
+
+
+def test_metrics_count_scores_by_outcome(client, make_campaign, clock):
+    """/metrics counts first scores, revisions and refused scores."""
+    make_campaign()
+    clock.set(datetime.fromisoformat("2026-11-29T10:00:00+08:00"))
+    token = client.post("/api/v1/campaigns/c1/experts", json={"name": "x"}, headers=ADMIN).json[
+        "token"
+    ]
+    headers = {"Authorization": f"Bearer {token}"}
+    before = client.get("/metrics").get_data(as_text=True)
+    for points in (10, 20, 99):
+        client.put(
+            "/api/v1/campaigns/c1/entries/A01/score",
+            headers=headers,
+            json={"scores": {"impact": points, "novelty": 5}},
+        )
+    after = client.get("/metrics").get_data(as_text=True)
+    for outcome in ("created", "revised", "out_of_range"):
+        delta = _sample(after, "votes_scores_total", outcome=outcome) - _sample(
+            before, "votes_scores_total", outcome=outcome
+        )
+        assert delta == 1, outcome

@@ -14,6 +14,7 @@ from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
 from ..models import ApiToken, Assignment, Campaign, Entry, Expert, Score, ScoreHistory
+from ..observability import SCORES
 from .audit import audit
 from .campaigns import get_entry, lock_rules
 
@@ -218,6 +219,18 @@ def submit_score(
 ) -> tuple[dict[str, Any], bool]:
     """Record an expert's score; returns (view, created). A revision replaces the live
     score and the replaced version stays in the history."""
+    try:
+        view, created = _submit_score(campaign, expert, code, scores, comment)
+    except ApiError as exc:
+        SCORES.labels(exc.code).inc()
+        raise
+    SCORES.labels("created" if created else "revised").inc()
+    return view, created
+
+
+def _submit_score(
+    campaign: Campaign, expert: Expert, code: str, scores: dict[str, Any], comment: str | None
+) -> tuple[dict[str, Any], bool]:
     _check_window(campaign)
     entry = get_entry(campaign, code)
     if is_recused(campaign, expert, entry):
