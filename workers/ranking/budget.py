@@ -60,6 +60,7 @@ COMPLETIONS = (None, "add1", "add1_greedy")
 
 _TOL = 1e-9  # relative tolerance for "equal" in the float arithmetic of MES
 _BATCH = 4096  # supporters priced per vectorised evaluation before the best is known
+_DENSE = 1 << 16  # ballot types x projects up to which rounds use a dense matrix
 _INF = math.inf
 
 
@@ -148,6 +149,7 @@ class _Election:
     p_types: np.ndarray
     p_len: np.ndarray  # supporting types per project
     votes: np.ndarray  # float64 approval count per project (exact integers)
+    dense: np.ndarray | None  # types x projects multiplicities, for small elections
     candidates: np.ndarray  # bool: approved and cost > 0 (what MES may buy)
     free: list[int]  # approved and cost == 0, in tie order
     rank: np.ndarray  # tie rank per project, lower wins
@@ -239,6 +241,10 @@ def _prepare(approvals: Approvals, costs: np.ndarray, tie_order: Sequence[int]) 
     p_ptr = np.zeros(n_projects + 1, dtype=np.int64)
     np.cumsum(np.bincount(t_idx, minlength=n_projects), out=p_ptr[1:])
     votes = np.bincount(t_idx, weights=mult[owner], minlength=n_projects).astype(np.float64)
+    dense = None
+    if n_types * n_projects <= _DENSE:
+        dense = np.zeros((n_types, n_projects))
+        dense[owner, t_idx] = mult[owner]
     approved = votes > 0
     candidates = approved & (costs > 0)
     free = np.flatnonzero(approved & (costs == 0))
@@ -250,6 +256,7 @@ def _prepare(approvals: Approvals, costs: np.ndarray, tie_order: Sequence[int]) 
         p_ptr=p_ptr,
         p_types=p_types,
         p_len=np.diff(p_ptr),
+        dense=dense,
         votes=votes,
         candidates=candidates,
         free=free,
@@ -325,27 +332,61 @@ class _State:
 
 
 class _Eval:
-    """Exact prices of a batch of projects at the current state (see ``_evaluate``)."""
+    """Exact prices of a batch of projects ``J`` at the current state.
 
-    __slots__ = (
-        "J",
-        "alpha",
-        "afford",
-        "av",
-        "as_",
-        "qv",
-        "qs",
-        "types",
-        "v",
-        "s",
-        "starts",
-        "n",
-        "first",
-    )
+    ``alpha`` is rho / cost (inf if not affordable), ``qv``/``qs`` rho and its slope in
+    b, ``av``/``as_`` the supporters' money and its slope; ``supporters(i)`` gives the
+    live supporting types of ``J[i]``, poorest first, and how many of them are poor.
+    """
+
+    __slots__ = ("J", "alpha", "av", "as_", "qv", "qs", "_sup")
+
+    def supporters(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        return self._sup(i)
+
+
+def _update_bounds(st: _State, J, afford, qv, qs, c, cnt, av, as_, rich, b0) -> np.ndarray:
+    """Record, per project of J, the lower bounds on alpha described in ``_State``.
+
+    ``rich(ug, h1)`` returns, for the projects ``ug`` (positions in J) that are not
+    affordable now but become so at ``h1``, the count, money and money slope of their
+    richest supporters there. Returns alpha (inf where not affordable).
+    """
+    alpha = np.full(J.size, _INF)
+    alpha[afford] = qv[afford] / c[afford]
+    Ja = J[afford]
+    a_s = qs[afford] / c[afford]
+    st.h1[Ja] = -_INF
+    st.la1[Ja] = alpha[afford] - a_s * b0  # tangent: alpha is convex in b
+    st.ls1[Ja] = a_s
+    st.la2[Ja], st.ls2[Ja] = st.la1[Ja], a_s
+    un = np.flatnonzero(~afford)
+    if un.size:
+        Ju = J[un]
+        grows = (as_[un] > 0) & (cnt[un] > 0)
+        h1 = np.full(un.size, _INF)
+        h1[grows] = b0 + (c[un[grows]] - av[un[grows]]) / as_[un[grows]]
+        st.h1[Ju] = h1
+        with np.errstate(divide="ignore"):
+            st.la1[Ju] = 1.0 / cnt[un]  # rho >= cost / supporters
+        st.ls1[Ju] = 0.0
+        st.la2[Ju], st.ls2[Ju] = -_INF, 0.0
+        ug = un[grows]
+        if ug.size:
+            # rho >= (money of R - (available - cost)) / |R| for any supporters R; take R
+            # = the richest supporters where the project becomes affordable.
+            cr, sv, ss = rich(ug, h1[grows])
+            cu = c[ug]
+            lv = (sv - av[ug] + cu) / cr / cu
+            ls = (ss - as_[ug]) / cr / cu
+            st.la2[J[ug]] = lv - ls * b0
+            st.ls2[J[ug]] = ls
+    return alpha
 
 
 def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) -> _Eval:
-    """Price every project of ``J`` exactly and tighten its lower bounds in ``st``."""
+    """Price every project of ``J`` exactly (vectorised over their supporters' types)
+    and tighten its lower bounds in ``st``."""
     nJ = J.size
     flat, seg = _gather(e.p_ptr, J)
     types = e.p_types[flat]
@@ -375,54 +416,79 @@ def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) ->
         first[full] = np.minimum.reduceat(pos, starts[full])
     afford = (av >= c * (1 - _TOL)) & (first < N)
     fa = first[afford]
-    qv = np.zeros(nJ)
-    qs = np.zeros(nJ)
+    qv, qs = np.zeros(nJ), np.zeros(nJ)
     qv[afford] = q[fa]
     qs[afford] = -(cms[fa] - cms[base[fa]]) / cnt_from[fa]
 
-    Ja = J[afford]
-    a_s = qs[afford] / c[afford]
-    st.h1[Ja] = -_INF
-    st.la1[Ja] = qv[afford] / c[afford] - a_s * b0  # tangent: alpha is convex in b
-    st.ls1[Ja] = a_s
-    st.la2[Ja], st.ls2[Ja] = st.la1[Ja], a_s
+    def rich(ug, h1):
+        d = np.zeros(nJ)
+        d[ug] = h1 - b0
+        at = v + s * d[seg]
+        top = np.full(nJ, -_INF)
+        top[full] = np.maximum.reduceat(at, starts[full])
+        in_ug = np.zeros(nJ, dtype=bool)
+        in_ug[ug] = True
+        r = in_ug[seg] & (at >= top[seg] - _TOL * np.abs(top[seg]))
+        sr = seg[r]
+        return (
+            np.bincount(sr, m[r], nJ)[ug],
+            np.bincount(sr, mv[r], nJ)[ug],
+            np.bincount(sr, ms[r], nJ)[ug],
+        )
 
-    un = np.flatnonzero(~afford)
-    if un.size:
-        grows = (as_[un] > 0) & (cnt[un] > 0)
-        h1 = np.full(un.size, _INF)
-        h1[grows] = b0 + (c[un[grows]] - av[un[grows]]) / as_[un[grows]]
-        st.h1[J[un]] = h1
-        with np.errstate(divide="ignore"):
-            st.la1[J[un]] = 1.0 / cnt[un]  # rho >= cost / supporters
-        st.ls1[J[un]] = 0.0
-        st.la2[J[un]], st.ls2[J[un]] = -_INF, 0.0
-        ug = un[grows]
-        if ug.size:
-            # rho >= (money of R - (available - cost)) / |R| for any supporters R; take R
-            # = the richest supporters where the project becomes affordable.
-            d = np.zeros(nJ)
-            d[ug] = h1[grows] - b0
-            at = v + s * d[seg]
-            top = np.full(nJ, -_INF)
-            top[full] = np.maximum.reduceat(at, starts[full])
-            in_ug = np.zeros(nJ, dtype=bool)
-            in_ug[ug] = True
-            rich = in_ug[seg] & (at >= top[seg] - _TOL * np.abs(top[seg]))
-            cr = np.bincount(seg[rich], m[rich], nJ)[ug]
-            sv = np.bincount(seg[rich], mv[rich], nJ)[ug]
-            ss = np.bincount(seg[rich], ms[rich], nJ)[ug]
-            cu = c[ug]
-            lv = (sv - av[ug] + cu) / cr / cu
-            ls = (ss - as_[ug]) / cr / cu
-            st.la2[J[ug]] = lv - ls * b0
-            st.ls2[J[ug]] = ls
+    def sup(i):
+        lo, hi = starts[i], starts[i] + n[i]
+        return types[lo:hi], v[lo:hi], s[lo:hi], int(first[i] - lo)
 
     out = _Eval()
-    out.J, out.afford, out.av, out.as_, out.qv, out.qs = J, afford, av, as_, qv, qs
-    out.alpha = np.full(nJ, _INF)
-    out.alpha[afford] = qv[afford] / c[afford]
-    out.types, out.v, out.s, out.starts, out.n, out.first = types, v, s, starts, n, first
+    out.J, out.av, out.as_, out.qv, out.qs, out._sup = J, av, as_, qv, qs, sup
+    out.alpha = _update_bounds(st, J, afford, qv, qs, c, cnt, av, as_, rich, b0)
+    return out
+
+
+def _evaluate_dense(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) -> _Eval:
+    """``_evaluate`` for small elections: a types x projects matrix, few NumPy calls."""
+    order = np.flatnonzero(st.alive)
+    order = order[np.argsort(st.bv[order], kind="stable")]  # poorest first
+    v, s = st.bv[order], st.bs[order]
+    M = e.dense[np.ix_(order, J)]  # multiplicity if the type supports the project
+    c = e.costs[J]
+    cnt = M.sum(0)
+    av, as_ = v @ M, s @ M
+    cum = np.cumsum(M, 0)
+    cnt_from = cnt - cum + M  # supporters this poor or richer
+    pay_v = M * v[:, None]
+    pb_v = np.cumsum(pay_v, 0) - pay_v  # what the poorer supporters pay (all they have)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = (c - pb_v) / cnt_from
+    valid = (M > 0) & (q <= v[:, None] + eps)
+    cols = np.arange(J.size)
+    if order.size:
+        first = valid.argmax(0)
+        afford = (av >= c * (1 - _TOL)) & valid[first, cols]
+    else:  # nobody has money left
+        first, afford = np.zeros(J.size, dtype=np.int64), np.zeros(J.size, dtype=bool)
+    qv, qs = np.zeros(J.size), np.zeros(J.size)
+    if afford.any():
+        fa, ca = first[afford], cols[afford]
+        qv[afford] = q[fa, ca]
+        pay_s = M[:, ca] * s[:, None]
+        qs[afford] = -(np.cumsum(pay_s, 0) - pay_s)[fa, np.arange(ca.size)] / cnt_from[fa, ca]
+
+    def rich(ug, h1):
+        Mu = M[:, ug]
+        at = np.where(Mu > 0, v[:, None] + s[:, None] * (h1 - b0), -_INF)
+        top = at.max(0)
+        R = np.where(at >= top - _TOL * np.abs(top), Mu, 0.0)
+        return R.sum(0), v @ R, s @ R
+
+    def sup(i):
+        rows = np.flatnonzero(M[:, i] > 0)
+        return order[rows], v[rows], s[rows], int(np.count_nonzero(rows < first[i]))
+
+    out = _Eval()
+    out.J, out.av, out.as_, out.qv, out.qs, out._sup = J, av, as_, qv, qs, sup
+    out.alpha = _update_bounds(st, J, afford, qv, qs, c, cnt, av, as_, rich, b0)
     return out
 
 
@@ -494,8 +560,10 @@ def _mes_run(e: _Election, b0: float, trace: list | None = None) -> tuple[list[i
         cand = np.flatnonzero(st.remaining)
         if cand.size == 0:
             break
-        if int(e.p_len[cand].sum()) <= _BATCH:
+        if e.dense is not None:
             # small election: price everything at once (also refreshes every bound)
+            evals = [_evaluate_dense(e, st, cand, b0, eps)]
+        elif int(e.p_len[cand].sum()) <= _BATCH:
             evals = [_evaluate(e, st, cand, b0, eps)]
         else:
             evals = _evaluate_lazily(e, st, cand, b0, eps)
@@ -522,14 +590,14 @@ def _mes_run(e: _Election, b0: float, trace: list | None = None) -> tuple[list[i
         # Decisions of this round that must keep their outcome for b > b0:
         # - the winner stays affordable and its supporters stay on their side (poor:
         #   money < rho, rich: money >= rho), so its rho and the payments stay affine;
-        lo, n_w, f_w = int(ev_w.starts[w]), int(ev_w.n[w]), int(ev_w.first[w])
-        v_w, s_w = ev_w.v[lo : lo + n_w], ev_w.s[lo : lo + n_w]
+        t_w, v_w, s_w, n_poor = ev_w.supporters(w)
+        n_w = t_w.size
         qv, qs = float(ev_w.qv[w]), float(ev_w.qs[w])
         av_w, as_w = float(ev_w.av[w]), float(ev_w.as_[w])
         if as_w < 0:  # (available money is affine in b)
             st.hi = min(st.hi, b0 if av_w - c_p <= _TOL * c_p else b0 + (av_w - c_p) / -as_w)
         sign = np.ones(n_w)
-        sign[: f_w - lo] = -1.0
+        sign[:n_poor] = -1.0
         st.hi = min(
             st.hi,
             _limit(
@@ -549,8 +617,7 @@ def _mes_run(e: _Election, b0: float, trace: list | None = None) -> tuple[list[i
         st.bought.append(p)
         st.remaining[p] = False
         # Payment: the poor give all they have, the others rho.
-        t_w = ev_w.types[lo : lo + n_w]
-        poor_t, rich = t_w[: f_w - lo], slice(f_w - lo, n_w)
+        poor_t, rich = t_w[:n_poor], slice(n_poor, n_w)
         st.bv[poor_t], st.bs[poor_t], st.alive[poor_t] = 0.0, 0.0, False
         t_r = t_w[rich]
         nv, ns = v_w[rich] - qv, s_w[rich] - qs
