@@ -367,3 +367,34 @@ def test_queue_down_answers_503_and_leaves_no_queued_run(client, app, voted, mon
         runs = db.session.scalars(select(RankingRun)).all()
         assert [(run.status, run.error is not None) for run in runs] == [("failed", True)]
         assert '"queue_unavailable"' in runs[0].error
+
+
+def test_ballot_loading_keeps_each_ballots_choices_whatever_the_fetch_size(
+    app, make_campaign, monkeypatch
+):
+    """Streaming in small fetches and reordering by receipt keeps every ballot's own
+    choices, drops excluded ballots and counts them."""
+    from service.domain import rankings
+
+    monkeypatch.setattr(rankings, "FETCH_ROWS", 3)
+    monkeypatch.setattr(rankings, "REORDER_BLOCK", 2)
+    make_campaign("c1")
+    choices = [["A01"], ["A01", "A02", "A03"], ["A02"], ["A03", "A01"], ["A02", "A03"]] * 3
+    ballots = add_ballots(app, "c1", choices)
+    exclude(app, "c1", ballots[1][0])
+    exclude(app, "c1", ballots[1][0], reason="twice")  # two exclusions, one ballot
+    with app.app_context():
+        entries = db.session.scalars(select(Entry).order_by(Entry.code)).all()
+        loaded = rankings.load_ballots(entries[0].campaign_id, [e.id for e in entries])
+    receipts = [r.decode() for r in loaded.receipts.tolist()]
+    assert receipts == sorted(r for i, (_, r) in enumerate(ballots) if i != 1)
+    assert loaded.excluded == 1
+    indptr, indices = loaded.approvals.indptr, loaded.approvals.indices
+    got = {
+        receipts[b]: sorted(entries[i].code for i in indices[indptr[b] : indptr[b + 1]])
+        for b in range(len(receipts))
+    }
+    want = {
+        r: sorted(c) for i, ((_, r), c) in enumerate(zip(ballots, choices, strict=True)) if i != 1
+    }
+    assert got == want
