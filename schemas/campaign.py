@@ -137,6 +137,8 @@ class SelectionSchema(Schema):
         allow_none=True, load_default=None, validate=validate.Range(min=1)
     )
     award = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
+    # Entries with fewer votes cannot be selected (a participation threshold).
+    min_votes = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
     @validates_schema
     def check(self, data, **kwargs):

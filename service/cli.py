@@ -172,6 +172,53 @@ def kiosk_add(name: str, location: str | None) -> None:
     click.echo(f"kiosk {k.id} {name}: {token}")
 
 
+# --- pabulib -------------------------------------------------------------------------
+
+
+@commands.group()
+def pb() -> None:
+    """pabulib interchange (.pb files)."""
+
+
+@pb.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--slug", default=None, help="Campaign slug (default: from the file's META).")
+@with_appcontext
+def pb_import(file: Path, slug: str | None) -> None:
+    """Create a campaign with the projects and approval ballots of a .pb file."""
+    from .errors import ApiError
+    from .extensions import db
+    from .pb import import_pb
+
+    try:
+        created, cast = import_pb(file.read_text(encoding="utf-8-sig"), slug)
+        db.session.commit()
+    except ApiError as exc:
+        db.session.rollback()
+        _fail(f"{exc.code}: {exc.message} {json.dumps(exc.details, ensure_ascii=False)}")
+    click.echo(f"imported {created.slug}: {len(created.entries)} projects, {cast} ballots")
+
+
+@pb.command("export")
+@click.argument("slug")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@with_appcontext
+def pb_export(slug: str, output: Path | None) -> None:
+    """Write campaign SLUG as a .pb file (stdout, or --output)."""
+    from .domain.campaigns import get_campaign
+    from .errors import ApiError
+    from .pb import export_pb
+
+    try:
+        text = export_pb(get_campaign(slug))
+    except ApiError as exc:
+        _fail(f"{exc.code}: {exc.message}")
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
 # --- demo -------------------------------------------------------------------------
 
 
@@ -225,8 +272,9 @@ def serve() -> None:
     """Run the web tier under gunicorn (gunicorn.conf.py)."""
     os.environ["REDIS_URL"] = _redis_url()
     # Metrics from every gunicorn process are aggregated through this directory.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(current_app.instance_path)
-                                                          / "prometheus"))
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", str(Path(current_app.instance_path) / "prometheus")
+    )
     _exec(
         [
             sys.executable,

@@ -528,3 +528,14 @@ def test_property_ranks_and_selection_count(spec, winners, min_reviews, seed):
         (r["tie_break"] is None) == (r["combined"] != above["combined"])
         for above, r in zip(rows, rows[1:], strict=False)
     )
+
+
+def test_min_votes_makes_entries_ineligible():
+    """Entries under the participation threshold are ranked but never selected."""
+    entries = [ent("A", cost=10), ent("B", cost=10), ent("C", cost=10)]
+    ap = Approvals.from_lists([[0, 1]] * 5 + [[2]] * 2)  # A 5, B 5, C 2 votes
+    m = Method(public_weight=1, expert_weight=0, rule="greedy_budget", budget=100, min_votes=3)
+    res = rank(entries, ap, [], [], m)
+    by_code = {r["code"]: r for r in res["rows"]}
+    assert [c for c in "ABC" if by_code[c]["selected"]] == ["A", "B"]
+    assert by_code["C"]["flags"] == ["below_min_votes"] and by_code["C"]["rank"] == 3

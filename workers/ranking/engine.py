@@ -27,6 +27,7 @@ PUBLISH_DECIMALS = 4
 DEFAULT_AWARD = "入选"
 
 FLAG_INSUFFICIENT = "insufficient_reviews"
+FLAG_BELOW_MIN_VOTES = "below_min_votes"
 FLAG_AREA_CAP = "area_cap_reached"
 FLAG_CATEGORY_MAX = "category_max_reached"
 
@@ -96,6 +97,12 @@ def rank(
             if n_reviews[i] < method.min_reviews:
                 eligible[i] = False
                 flags[i].append(FLAG_INSUFFICIENT)
+
+    if method.min_votes:
+        for i in range(n):
+            if votes[i] < method.min_votes:
+                eligible[i] = False
+                flags[i].append(FLAG_BELOW_MIN_VOTES)
 
     notes: list[dict[str, Any]] = []
     if method.rule == "top":

@@ -88,6 +88,7 @@ class Method:
     categories: dict[str, dict[str, int]] = field(default_factory=dict)  # {cat: {min, max}}
     max_per_area: int | None = None
     award: str | None = None  # label for selected rows; default: the category (if quotas)
+    min_votes: int = 0  # entries with fewer votes cannot be selected (pabulib's threshold)
 
     @classmethod
     def from_campaign(
@@ -110,6 +111,7 @@ class Method:
             categories=dict(selection.get("categories") or {}),
             max_per_area=selection.get("max_per_area"),
             award=selection.get("award"),
+            min_votes=int(selection.get("min_votes") or 0),
         )
 
 

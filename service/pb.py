@@ -1,0 +1,225 @@
+"""pabulib interchange: `votes pb import FILE.pb` and `votes pb export SLUG`.
+
+Offices exchange participatory-budgeting data with the research tools in the pabulib
+format (https://pabulib.org/format). An import creates a campaign with its projects and
+casts every approval ballot through `cast_ballot` (the voter id becomes a member code,
+hashed like any other); an export writes a valid `.pb` file of the campaign's counted
+ballots and, once published, which projects were selected.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from schemas.campaign import CampaignSchema
+from workers.ranking import pabulib
+from workers.ranking.types import RankingError
+
+from .clock import frozen
+from .domain.ballots import cast_ballot, entry_ids
+from .domain.campaigns import create_campaign, list_entries
+from .domain.publications import latest_publication
+from .errors import ApiError
+from .extensions import db
+from .models import Ballot, BallotChoice, Campaign, Entry, Exclusion
+
+RULE_FROM_PB = {
+    "greedy": "greedy_budget",
+    "greedy-no-skip": "greedy_budget_no_skip",
+    "equalshares": "equal_shares",
+    "equalshares/add1": "equal_shares",
+}
+RULE_TO_PB = {
+    "greedy_budget": "greedy",
+    "greedy_budget_no_skip": "greedy-no-skip",
+    "equal_shares": "equalshares/add1",
+}
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def _slug(meta: dict[str, str]) -> str:
+    parts = [meta.get(k, "") for k in ("country", "unit", "subunit", "instance")]
+    slug = _SLUG_CHARS.sub("-", "-".join(p for p in parts if p).lower()).strip("-")
+    return ("pb-" + slug)[:64].rstrip("-") or "pb-import"
+
+
+def _error(exc: RankingError) -> ApiError:
+    return ApiError(422, exc.code, exc.message, exc.details)
+
+
+def import_pb(text: str, slug: str | None = None, actor: str = "cli") -> tuple[Campaign, int]:
+    """Create a campaign from a .pb file; returns (campaign, ballots cast). All or nothing."""
+    try:
+        inst = pabulib.parse(text)
+        if inst.vote_type not in pabulib.APPROVAL_VOTE_TYPES:
+            raise RankingError(
+                "unsupported_vote_type",
+                f"只支持认可投票 / only approval ballots can be imported, this "
+                f"file has {inst.vote_type!r}",
+                {"vote_type": inst.vote_type},
+            )
+        costs, budget, ballots = inst.costs(), inst.budget, inst.ballot_lists()
+    except RankingError as exc:
+        raise _error(exc) from exc
+    rule = RULE_FROM_PB.get((inst.rule or "greedy").lower())
+    if rule is None:
+        raise ApiError(
+            422,
+            "unsupported_rule",
+            f"不支持的规则 / unsupported rule {inst.rule!r}",
+            {"rule": inst.rule},
+        )
+    bad = [pid for pid in inst.project_ids if not _CODE.match(pid)]
+    if bad:
+        raise ApiError(
+            422,
+            "invalid_project_id",
+            "项目编号不可用作参评编号 / project ids cannot be used as entry codes",
+            {"project_ids": bad[:20]},
+        )
+    longest = max((len(b) for b in ballots), default=1)
+    # The ballots are history: the window is set in the past around their import.
+    closes = datetime.now(UTC).replace(microsecond=0)
+    opens = closes - timedelta(days=1)
+    doc = {
+        "slug": slug or _slug(inst.meta),
+        "title": (inst.meta.get("description") or inst.meta.get("unit") or "pabulib")[:300],
+        "description": f"pabulib: {inst.meta.get('country', '')} {inst.meta.get('unit', '')} "
+        f"{inst.meta.get('instance', '')}".strip(),
+        "voting": {
+            "opens_at": opens.isoformat(),
+            "closes_at": closes.isoformat(),
+            "min_choices": 1,
+            "max_choices": max(1, longest),
+            "limit": "once",
+            "voter_id": "member_code",
+            "channels": ["web"],
+        },
+        "review": {"criteria": []},
+        "ranking": {
+            "public_weight": 1,
+            "expert_weight": 0,
+            "vote_score": "max",
+            "tie_break": ["votes", "lot"],
+        },
+        "selection": {
+            "rule": rule,
+            "budget": budget,
+            "min_votes": int(float(inst.meta.get("min_project_score_threshold") or 0)),
+        },
+    }
+    data = CampaignSchema().load(doc)
+    with frozen(opens - timedelta(hours=1)):
+        campaign = create_campaign(data, actor)
+        db.session.add_all(
+            Entry(
+                campaign_id=campaign.id,
+                code=p["project_id"],
+                title=(p.get("name") or p["project_id"])[:300],
+                summary=(p.get("description") or None),
+                category=p.get("category") or None,
+                area=(p.get("district") or p.get("subunit") or None),
+                cost=float(costs[i]),
+            )
+            for i, p in enumerate(inst.projects)
+        )
+        db.session.flush()
+    codes = entry_ids(campaign)
+    ids = inst.project_ids
+    cast = 0
+    span = (closes - opens) / max(1, len(ballots))
+    for n, (vote, ballot) in enumerate(zip(inst.votes, ballots, strict=True)):
+        if not ballot:
+            continue  # an empty approval ballot approves nothing
+        with frozen(opens + span * n):
+            try:
+                cast_ballot(
+                    campaign,
+                    ballot_id=uuid.uuid5(uuid.NAMESPACE_URL, f"pb:{campaign.slug}:{n}"),
+                    voter_id=vote.get("voter_id") or f"voter-{n}",
+                    choices=[ids[i] for i in ballot],
+                    channel="web",
+                    codes=codes,
+                )
+            except ApiError as exc:
+                raise ApiError(
+                    422,
+                    "invalid_ballot",
+                    f"第 {n + 1} 张选票无效 / ballot {n + 1} "
+                    f"({vote.get('voter_id')}) is invalid: {exc.message}",
+                    {"ballot": n + 1, "code": exc.code},
+                ) from exc
+        cast += 1
+    return campaign, cast
+
+
+def export_pb(campaign: Campaign) -> str:
+    """The campaign as a .pb file: projects, counted approval ballots, selection if published."""
+    entries = list_entries(campaign)
+    excluded = select(Exclusion.ballot_id).where(
+        Exclusion.campaign_id == campaign.id, Exclusion.active.is_(True)
+    )
+    rows = db.session.execute(
+        select(Ballot.receipt, Entry.code)
+        .join(BallotChoice, BallotChoice.ballot_id == Ballot.id)
+        .join(Entry, Entry.id == BallotChoice.entry_id)
+        .where(Ballot.campaign_id == campaign.id, Ballot.id.not_in(excluded))
+        .order_by(Ballot.accepted_at, Ballot.id, Entry.code)
+    )
+    ballots: dict[str, list[str]] = {}
+    for receipt, code in rows:
+        ballots.setdefault(receipt, []).append(code)
+    support = {e.code: 0 for e in entries}
+    for codes in ballots.values():
+        for code in codes:
+            support[code] += 1
+    publication = latest_publication(campaign.id)
+    selected = (
+        {r["code"] for r in publication.document["rows"] if r["selected"]} if publication else None
+    )
+    selection = campaign.selection or {}
+    meta: dict[str, Any] = {
+        "description": campaign.title,
+        "num_projects": len(entries),
+        "num_votes": len(ballots),
+        "budget": selection.get("budget") or sum(e.cost or 0 for e in entries),
+        "vote_type": "approval",
+        "rule": RULE_TO_PB.get(selection.get("rule"), "greedy"),
+        "min_length": (campaign.voting or {}).get("min_choices", 1),
+        "max_length": (campaign.voting or {}).get("max_choices", 1),
+    }
+    if selection.get("min_votes"):
+        meta["min_project_score_threshold"] = selection["min_votes"]
+    projects = []
+    for e in entries:
+        project = {
+            "project_id": e.code,
+            "cost": e.cost if e.cost is not None else 0,
+            "votes": support[e.code],
+            "name": e.title,
+            "category": e.category or "",
+            "district": e.area or "",
+        }
+        if selected is not None:
+            project["selected"] = int(e.code in selected)
+        projects.append(project)
+    # Voters appear by receipt code: nothing that identifies a person leaves the service.
+    votes = [{"voter_id": receipt, "vote": ",".join(codes)} for receipt, codes in ballots.items()]
+    inst = pabulib.PbInstance(
+        meta={k: _text(v) for k, v in meta.items()},
+        projects=[{k: _text(v) for k, v in p.items()} for p in projects],
+        votes=votes,
+    )
+    return pabulib.dumps(inst)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
