@@ -1,15 +1,15 @@
 from marshmallow import Schema, fields, validate
 
-from .common import Rfc3339
+from .common import Rfc3339, Text
 
 MAX_BATCH = 500
 
 
 class BallotInSchema(Schema):
     ballot_id = fields.UUID(required=True)
-    voter_id = fields.String(required=True, load_only=True, validate=validate.Length(max=100))
+    voter_id = Text(required=True, load_only=True, validate=validate.Length(max=100))
     choices = fields.List(
-        fields.String(validate=validate.Length(max=32)),
+        Text(validate=validate.Length(max=32)),
         required=True,
         validate=validate.Length(max=500),
     )
@@ -17,11 +17,11 @@ class BallotInSchema(Schema):
 
 
 class BallotOutSchema(Schema):
-    ballot_id = fields.String(required=True)
-    receipt = fields.String(required=True)
+    ballot_id = Text(required=True)
+    receipt = Text(required=True)
     accepted_at = Rfc3339(required=True)
-    choices = fields.List(fields.String(), required=True)
-    channel = fields.String(required=True)
+    choices = fields.List(Text(), required=True)
+    channel = Text(required=True)
 
 
 class BatchInSchema(Schema):
@@ -30,9 +30,9 @@ class BatchInSchema(Schema):
 
 
 class BatchItemSchema(Schema):
-    ballot_id = fields.String(allow_none=True)
-    status = fields.String(required=True)
-    receipt = fields.String()
+    ballot_id = Text(allow_none=True)
+    status = Text(required=True)
+    receipt = Text()
     accepted_at = Rfc3339()
     error = fields.Dict()
 
@@ -42,13 +42,13 @@ class BatchOutSchema(Schema):
 
 
 class ReceiptSchema(Schema):
-    campaign = fields.String(required=True)
-    status = fields.String(required=True)
+    campaign = Text(required=True)
+    status = Text(required=True)
     publication = fields.Integer()
-    ballots_root = fields.String()
-    leaf_hash = fields.String()
+    ballots_root = Text()
+    leaf_hash = Text()
     proof = fields.Dict()
-    reason = fields.String()
+    reason = Text()
 
 
 class ExclusionInSchema(Schema):
@@ -56,31 +56,31 @@ class ExclusionInSchema(Schema):
     kiosk_id = fields.Integer()
     from_ = Rfc3339(data_key="from")
     to = Rfc3339()
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = Text(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class ExclusionSchema(Schema):
     id = fields.Integer()
-    ballot_id = fields.String()
-    reason = fields.String()
-    actor = fields.String()
+    ballot_id = Text()
+    reason = Text()
+    actor = Text()
     active = fields.Boolean()
     created_at = Rfc3339()
     revoked_at = Rfc3339(allow_none=True)
 
 
 class AnomalyBallotSchema(Schema):
-    ballot_id = fields.String()
+    ballot_id = Text()
     excluded = fields.Boolean()
 
 
 class AnomalySchema(Schema):
     kiosk_id = fields.Integer(allow_none=True)
-    kiosk = fields.String(allow_none=True)
-    flag = fields.String()
+    kiosk = Text(allow_none=True)
+    flag = Text()
     count = fields.Integer()
-    first = fields.String()
-    last = fields.String(allow_none=True)
+    first = Text()
+    last = Text(allow_none=True)
     ballots = fields.List(fields.Nested(AnomalyBallotSchema))
 
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from .common import KEY_PATTERN, SLUG_PATTERN, Rfc3339
+from .common import KEY_PATTERN, SLUG_PATTERN, Rfc3339, Text
 
 VOTER_ID_KINDS = ("cn_mobile", "cn_resident_id", "member_code")
 CHANNELS = ("kiosk", "web")
@@ -39,10 +39,10 @@ class VotingSchema(Schema):
     closes_at = Rfc3339(allow_none=True, load_default=None)
     min_choices = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
     max_choices = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
-    limit = fields.String(load_default="once", validate=validate.OneOf(("once", "daily")))
-    voter_id = fields.String(load_default="cn_mobile", validate=validate.OneOf(VOTER_ID_KINDS))
+    limit = Text(load_default="once", validate=validate.OneOf(("once", "daily")))
+    voter_id = Text(load_default="cn_mobile", validate=validate.OneOf(VOTER_ID_KINDS))
     channels = fields.List(
-        fields.String(validate=validate.OneOf(CHANNELS)),
+        Text(validate=validate.OneOf(CHANNELS)),
         load_default=lambda: ["kiosk", "web"],
         validate=validate.Length(min=1),
     )
@@ -61,8 +61,8 @@ class VotingSchema(Schema):
 
 
 class CriterionSchema(Schema):
-    key = fields.String(required=True, validate=validate.Regexp(KEY_PATTERN))
-    label = fields.String(load_default="", validate=validate.Length(max=200))
+    key = Text(required=True, validate=validate.Regexp(KEY_PATTERN))
+    label = Text(load_default="", validate=validate.Length(max=200))
     max_points = fields.Float(
         required=True, validate=validate.Range(min=0, min_inclusive=False, max=10000)
     )
@@ -73,8 +73,8 @@ class ReviewSchema(Schema):
     opens_at = Rfc3339(allow_none=True, load_default=None)
     closes_at = Rfc3339(allow_none=True, load_default=None)
     min_reviews = fields.Integer(load_default=3, validate=validate.Range(min=0, max=1000))
-    aggregate = fields.String(load_default="trimmed_mean", validate=validate.OneOf(AGGREGATES))
-    calibration = fields.String(load_default="none", validate=validate.OneOf(CALIBRATIONS))
+    aggregate = Text(load_default="trimmed_mean", validate=validate.OneOf(AGGREGATES))
+    calibration = Text(load_default="none", validate=validate.OneOf(CALIBRATIONS))
     recuse_same_area = fields.Boolean(load_default=True)
     criteria = fields.List(fields.Nested(CriterionSchema), load_default=list)
 
@@ -94,9 +94,9 @@ class ReviewSchema(Schema):
 class RankingSchema(Schema):
     public_weight = fields.Float(load_default=0.3, validate=validate.Range(min=0, max=1000))
     expert_weight = fields.Float(load_default=0.7, validate=validate.Range(min=0, max=1000))
-    vote_score = fields.String(load_default="max", validate=validate.OneOf(VOTE_SCORES))
+    vote_score = Text(load_default="max", validate=validate.OneOf(VOTE_SCORES))
     tie_break = fields.List(
-        fields.String(validate=validate.OneOf(TIE_RULES)),
+        Text(validate=validate.OneOf(TIE_RULES)),
         load_default=lambda: list(TIE_RULES),
     )
 
@@ -123,20 +123,20 @@ class QuotaSchema(Schema):
 
 
 class SelectionSchema(Schema):
-    rule = fields.String(load_default="top", validate=validate.OneOf(RULES))
+    rule = Text(load_default="top", validate=validate.OneOf(RULES))
     winners = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
     budget = fields.Float(
         allow_none=True, load_default=None, validate=validate.Range(min=0, min_inclusive=False)
     )
     categories = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=100)),
+        keys=Text(validate=validate.Length(min=1, max=100)),
         values=fields.Nested(QuotaSchema),
         load_default=dict,
     )
     max_per_area = fields.Integer(
         allow_none=True, load_default=None, validate=validate.Range(min=1)
     )
-    award = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
+    award = Text(allow_none=True, load_default=None, validate=validate.Length(max=100))
     # Entries with fewer votes cannot be selected (a participation threshold).
     min_votes = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
@@ -169,19 +169,17 @@ class ResultsSchema(Schema):
 
 
 class CampaignSchema(Schema):
-    slug = fields.String(required=True, validate=validate.Regexp(SLUG_PATTERN))
-    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    description = fields.String(
-        allow_none=True, load_default=None, validate=validate.Length(max=20000)
-    )
-    timezone = fields.String(load_default="Asia/Shanghai")
+    slug = Text(required=True, validate=validate.Regexp(SLUG_PATTERN))
+    title = Text(required=True, validate=validate.Length(min=1, max=300))
+    description = Text(allow_none=True, load_default=None, validate=validate.Length(max=20000))
+    timezone = Text(load_default="Asia/Shanghai")
     voting = fields.Nested(VotingSchema, load_default=lambda: VotingSchema().load({}))
     review = fields.Nested(ReviewSchema, load_default=lambda: ReviewSchema().load({}))
     ranking = fields.Nested(RankingSchema, load_default=lambda: RankingSchema().load({}))
     selection = fields.Nested(SelectionSchema, required=True)
     results = fields.Nested(ResultsSchema, load_default=lambda: ResultsSchema().load({}))
     # Server-side fields.
-    status = fields.String(dump_only=True)
+    status = Text(dump_only=True)
     rules_locked = fields.Boolean(dump_only=True)
     entries_count = fields.Integer(dump_only=True)
     created_at = Rfc3339(dump_only=True)

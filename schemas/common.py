@@ -1,8 +1,9 @@
 """Shared schema pieces."""
 
+import re
 from datetime import datetime
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 
 
 class ApiErrorDetail(Schema):
@@ -29,3 +30,20 @@ class Rfc3339(fields.AwareDateTime):
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return super()._serialize(value, attr, obj, **kwargs)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class Text(fields.String):
+    """A string without control characters (tab and line breaks allowed).
+
+    PostgreSQL cannot store NUL, and no title, comment or name needs the others: they are
+    refused with a clear message instead of failing in the database.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _CONTROL.search(text):
+            raise ValidationError("不允许控制字符 / control characters are not allowed")
+        return text

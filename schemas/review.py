@@ -1,21 +1,21 @@
 from marshmallow import Schema, fields, validate
 
-from .common import Rfc3339
+from .common import Rfc3339, Text
 
 
 class ExpertSchema(Schema):
     id = fields.Integer(dump_only=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    area = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
-    token = fields.String(dump_only=True)
-    review_url = fields.String(dump_only=True)
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    area = Text(allow_none=True, load_default=None, validate=validate.Length(max=100))
+    token = Text(dump_only=True)
+    review_url = Text(dump_only=True)
     created_at = Rfc3339(dump_only=True)
     revoked_at = Rfc3339(dump_only=True, allow_none=True)
 
 
 class AssignmentInSchema(Schema):
     entries = fields.List(
-        fields.String(validate=validate.Length(max=32)),
+        Text(validate=validate.Length(max=32)),
         required=True,
         validate=validate.Length(max=5000),
     )
@@ -24,34 +24,34 @@ class AssignmentInSchema(Schema):
 class ScoreInSchema(Schema):
     # Points are checked against the rubric in the domain (stable codes per problem).
     scores = fields.Dict(
-        keys=fields.String(validate=validate.Length(max=64)), values=fields.Raw(), required=True
+        keys=Text(validate=validate.Length(max=64)), values=fields.Raw(), required=True
     )
-    comment = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=5000))
+    comment = Text(allow_none=True, load_default=None, validate=validate.Length(max=5000))
 
 
 class ScoreOutSchema(Schema):
-    entry = fields.String()
+    entry = Text()
     expert_id = fields.Integer()
     scores = fields.Dict()
     total = fields.Float()
-    comment = fields.String(allow_none=True)
+    comment = Text(allow_none=True)
     revision = fields.Integer()
     updated_at = Rfc3339()
 
 
 class AssignmentEntrySchema(Schema):
-    code = fields.String()
-    title = fields.String()
-    summary = fields.String(allow_none=True)
-    category = fields.String(allow_none=True)
-    area = fields.String(allow_none=True)
-    grid = fields.String(allow_none=True)
+    code = Text()
+    title = Text()
+    summary = Text(allow_none=True)
+    category = Text(allow_none=True)
+    area = Text(allow_none=True)
+    grid = Text(allow_none=True)
     cost = fields.Float(allow_none=True)
     score = fields.Nested(ScoreOutSchema, allow_none=True)
 
 
 class AssignmentsOutSchema(Schema):
-    campaign = fields.String()
+    campaign = Text()
     expert = fields.Nested(ExpertSchema)
     criteria = fields.List(fields.Dict())
     entries = fields.List(fields.Nested(AssignmentEntrySchema))
@@ -62,7 +62,7 @@ class ScoreVersionSchema(Schema):
     revision = fields.Integer()
     scores = fields.Dict()
     total = fields.Float()
-    comment = fields.String(allow_none=True)
+    comment = Text(allow_none=True)
     recorded_at = Rfc3339()
 
 
@@ -71,23 +71,23 @@ class ScoreHistoryOutSchema(Schema):
 
 
 class ProgressEntrySchema(Schema):
-    code = fields.String()
-    title = fields.String()
+    code = Text()
+    title = Text()
     reviews = fields.Integer()
     min_reviews_met = fields.Boolean()
 
 
 class ProgressExpertSchema(Schema):
     id = fields.Integer()
-    name = fields.String()
-    area = fields.String(allow_none=True)
+    name = Text()
+    area = Text(allow_none=True)
     revoked = fields.Boolean()
     done = fields.Integer()
     assigned = fields.Integer()
 
 
 class ProgressSchema(Schema):
-    campaign = fields.String()
+    campaign = Text()
     min_reviews = fields.Integer()
     entries_complete = fields.Integer()
     entries = fields.List(fields.Nested(ProgressEntrySchema))

@@ -4,7 +4,9 @@ The pages use no JavaScript and no external assets, so the policy can be strict:
 same-origin styles and images, no scripts at all, no framing, forms post to us only.
 """
 
-from flask import Flask
+from flask import Flask, request
+
+from .errors import ApiError
 
 CSP = "; ".join(
     [
@@ -29,6 +31,15 @@ HEADERS = {
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul():
+        # A NUL in a path or query can reach no resource, and PostgreSQL refuses it
+        # as a parameter: answer 400 before any handler sees it.
+        if "\x00" in request.path or any(
+            "\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)
+        ):
+            raise ApiError(400, "bad_request", "网址含有控制字符 / control characters in the URL")
+
     @app.after_request
     def _headers(response):
         for name, value in HEADERS.items():

@@ -75,3 +75,37 @@ def test_unexpected_error_is_500_rolled_back_without_trace(crashing_app, app):
         from service.models import Kiosk
 
         assert db.session.query(Kiosk).count() == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 301, "标题\x00注入", "bell\x07", "escape\x1b[31m"],
+)
+def test_overlong_and_control_characters_are_refused(client, clock, text):
+    """Very long strings and control characters get 422 with the field named, not a 500."""
+    from tests.conftest import campaign_doc
+
+    r = client.post("/api/v1/campaigns", json=campaign_doc(title=text), headers=ADMIN)
+    assert r.status_code == 422 and "title" in r.json["error"]["details"]["fields"]
+
+
+def test_emoji_mixed_scripts_and_newlines_are_kept_faithfully(client, clock):
+    """Emoji, mixed scripts, tabs and line breaks are stored and shown exactly."""
+    from tests.conftest import campaign_doc
+
+    title = "楼组之最 🏠 Building-group 最具人气\tÄ Ω ✓"
+    description = "第一行\n第二行 — مرحبا — 👩‍👩‍👧"
+    r = client.post(
+        "/api/v1/campaigns", json=campaign_doc(title=title, description=description), headers=ADMIN
+    )
+    assert r.status_code == 201
+    got = client.get("/api/v1/campaigns/c1").json
+    assert got["title"] == title and got["description"] == description
+    page = client.get("/").get_data(as_text=True)
+    assert "楼组之最 🏠 Building-group" in page
+
+
+def test_nul_in_url_is_400(client):
+    """A NUL byte in a path or query is refused before it reaches the database."""
+    assert client.get("/api/v1/campaigns/a%00b").status_code == 400
+    assert client.get("/api/v1/campaigns?x=%00").status_code == 400

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from redis import RedisError
 
-from schemas.common import ApiErrorSchema
+from schemas.common import ApiErrorSchema, Text
 
 from ..auth import require
 from ..domain import rankings as domain
@@ -48,7 +48,7 @@ class RunSchema(Schema):
 
 
 class PublishSchema(Schema):
-    run_id = fields.String(load_default=None, allow_none=True)
+    run_id = Text(load_default=None, allow_none=True, validate=validate.Length(max=36))
 
 
 class PublishAcceptedSchema(Schema):
