@@ -49,9 +49,10 @@ def load_demo(at: datetime | None = None) -> Iterator[str]:
         db.session.commit()
         scored, links = simulate_review(campaign, experts.get(campaign.slug, []), at)
         db.session.commit()
+        version = publish_now(campaign)
         yield (
             f"{campaign.slug}: created with {result['created']} entries, {cast} ballots, "
-            f"{len(links)} experts, {scored} scores"
+            f"{len(links)} experts, {scored} scores, published v{version}"
         )
         for name, link in links:
             yield f"  expert {name}: {link}"
@@ -154,3 +155,19 @@ def simulate_review(campaign: Campaign, panel: list[dict], at: datetime) -> tupl
                 submit_score(campaign, expert, entry.code, points, None)
             scored += 1
     return scored, links
+
+
+def publish_now(campaign: Campaign) -> int:
+    """Rank and publish in-process, so the demo shows results without waiting for a worker.
+
+    Uses the same domain functions as the ranking and publication jobs.
+    """
+    from .domain import publications, rankings
+
+    run = rankings.create_run(campaign, "demo")
+    db.session.commit()
+    rankings.compute(run)
+    db.session.commit()
+    publication = publications.publish_run(campaign.id, run.id, actor="demo")
+    db.session.commit()
+    return publication.version

@@ -60,6 +60,22 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
     assert set(scored) == {"pengpu-2022-cases", "pengpu-2023-grids"}
     assert min(scored.values()) > 50 and recused == 0
     assert "/review/pengpu-2022-cases/login?token=exp_" in result.output
+    # Each campaign is ranked and published, with its own selection rule honoured.
+    published = {slug: client.get(f"/api/v1/campaigns/{slug}/results").json for slug in slugs}
+    winners = {slug: [r for r in doc["rows"] if r["selected"]] for slug, doc in published.items()}
+    cases = winners["pengpu-2022-cases"]
+    assert len(cases) == 12 and len({r["area"] for r in cases}) == 12
+    assert all(
+        1 <= sum(r["category"] == c for r in cases) <= 4
+        for c in ("党建引领", "志愿参与", "团购管理", "关怀疏导", "邻里同心")
+    )
+    groups = winners["pengpu-2022-groups"]
+    assert sorted(r["award"] for r in groups) == ["最具活力"] * 20 + ["最具人气"] * 21
+    grids = winners["pengpu-2023-grids"]
+    costs = {
+        e["code"]: e["cost"] for e in client.get("/api/v1/campaigns/pengpu-2023-grids/entries").json
+    }
+    assert len(grids) <= 10 and sum(costs[r["code"]] for r in grids) <= 300000
     again = runner.invoke(args=["demo", "load"])
     assert again.exit_code == 0 and "skipped" in again.output
 

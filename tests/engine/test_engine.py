@@ -539,3 +539,13 @@ def test_min_votes_makes_entries_ineligible():
     by_code = {r["code"]: r for r in res["rows"]}
     assert [c for c in "ABC" if by_code[c]["selected"]] == ["A", "B"]
     assert by_code["C"]["flags"] == ["below_min_votes"] and by_code["C"]["rank"] == 3
+
+
+def test_greedy_budget_honours_winners_as_a_cap():
+    """'The first batch of 2 projects within the budget': greedy stops at the cap."""
+    entries = [ent(c, cost=10) for c in "ABCD"]
+    ap = Approvals.from_lists([[0, 1, 2, 3]] * 4 + [[0, 1, 2]] * 3 + [[0, 1]] * 2 + [[0]])
+    m = Method(public_weight=1, expert_weight=0, rule="greedy_budget", budget=100, winners=2)
+    res = rank(entries, ap, [], [], m)
+    assert [r["code"] for r in res["rows"] if r["selected"]] == ["A", "B"]
+    assert not res["notes"]

@@ -424,7 +424,14 @@ def _select_budget(
             f"selection rule {m.rule!r} needs a cost on every entry",
             {"rule": m.rule, "entries": missing},
         )
-    ignored = [f for f in ("winners", "max_per_area") if getattr(m, f) is not None]
+    greedy = m.rule in ("greedy_budget", "greedy_budget_no_skip")
+    # Greedy rules honour `winners` as a cap ("the first batch of 10 projects within the
+    # budget"); equal shares decides the count itself.
+    ignored = [
+        f
+        for f in ("winners", "max_per_area")
+        if getattr(m, f) is not None and not (greedy and f == "winners")
+    ]
     if m.categories:
         ignored.append("categories")
     if ignored:
@@ -438,15 +445,16 @@ def _select_budget(
     costs = np.asarray([float(e.cost) for e in entries], dtype=np.float64)
     budget = float(m.budget)
 
-    if m.rule in ("greedy_budget", "greedy_budget_no_skip"):
+    if greedy:
         from .budget import greedy_budget
 
-        return [
+        taken = [
             int(i)
             for i in greedy_budget(
                 [i for i in order if eligible[i]], costs, budget, skip=m.rule == "greedy_budget"
             )
         ]
+        return taken[: m.winners] if m.winners is not None else taken
 
     from .budget import equal_shares
 
