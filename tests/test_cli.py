@@ -70,7 +70,7 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
         for c in ("党建引领", "志愿参与", "团购管理", "关怀疏导", "邻里同心")
     )
     groups = winners["pengpu-2022-groups"]
-    assert sorted(r["award"] for r in groups) == ["最具活力"] * 20 + ["最具人气"] * 21
+    assert sorted(r["award"] for r in groups) == ["最具人气"] * 21 + ["最具活力"] * 20
     grids = winners["pengpu-2023-grids"]
     costs = {
         e["code"]: e["cost"] for e in client.get("/api/v1/campaigns/pengpu-2023-grids/entries").json
