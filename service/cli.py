@@ -292,7 +292,19 @@ def serve() -> None:
 @with_appcontext
 def worker(burst: bool) -> None:
     """Run an RQ worker on the rankings and default queues."""
-    argv = [sys.executable, "-m", "rq.cli", "worker", "--url", _redis_url(), "rankings", "default"]
+    # --with-scheduler: retries with back-off are scheduled jobs; without a scheduler they
+    # would never run again (rq elects one scheduler among all the workers).
+    argv = [
+        sys.executable,
+        "-m",
+        "rq.cli",
+        "worker",
+        "--with-scheduler",
+        "--url",
+        _redis_url(),
+        "rankings",
+        "default",
+    ]
     _exec(argv + (["--burst"] if burst else []))
 
 

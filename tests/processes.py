@@ -68,6 +68,17 @@ class Process:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
 
+    def kill_tree(self) -> None:
+        """SIGKILL the process and every descendant at once, as a crashed host would
+        (rq's work-horse runs in a session of its own, out of reach of a group signal)."""
+        if self.proc is None:
+            return
+        victims = [self.proc.pid, *descendants(self.proc.pid)]
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(10)
+
     def stop(self, timeout: float = 30) -> int | None:
         if self.proc is None:
             return None
@@ -82,6 +93,23 @@ class Process:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def descendants(pid: int) -> list[int]:
+    """All descendants of pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def http(method: str, url: str, body=None, headers=None, form: bool = False, timeout=10):

@@ -6,6 +6,7 @@ machine's.
 """
 
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -158,3 +159,126 @@ def test_postgres_down_503_no_partial_write_and_recovery(logdir):
         engine.dispose()
         redis_server.stop()
         pg.cleanup()
+
+
+def _bulk_ballots(app, slug: str, n: int) -> None:
+    """Insert n counted ballots directly (set-based), fast enough for a test."""
+    import hashlib
+
+    from sqlalchemy import insert, select
+
+    from service.extensions import db
+    from service.models import Ballot, BallotChoice, Campaign, Entry
+
+    with app.app_context():
+        campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+        entries = list(db.session.scalars(select(Entry.id).where(Entry.campaign_id == campaign.id)))
+        at = datetime.fromisoformat(campaign.voting["opens_at"]) + timedelta(minutes=1)
+        campaign.rules_locked_at = at
+        for start in range(0, n, 10000):
+            ballots, choices = [], []
+            for i in range(start, min(n, start + 10000)):
+                bid = str(uuid.UUID(int=i + 1, version=4))
+                h = hashlib.sha256(str(i).encode()).hexdigest()
+                ballots.append(
+                    {
+                        "id": bid,
+                        "campaign_id": campaign.id,
+                        "voter_key": h,
+                        "dedup_slot": "once",
+                        "channel": "web",
+                        "cast_at": at,
+                        "accepted_at": at,
+                        "content_digest": h,
+                        "nonce": h[:32],
+                        "receipt": f"{h[:4]}-{h[4:8]}-{h[8:12]}-{h[12:16]}".upper(),
+                    }
+                )
+                choices.append(
+                    {
+                        "ballot_id": bid,
+                        "entry_id": entries[i % len(entries)],
+                        "campaign_id": campaign.id,
+                    }
+                )
+            db.session.execute(insert(Ballot), ballots)
+            db.session.execute(insert(BallotChoice), choices)
+        db.session.commit()
+
+
+def test_worker_killed_mid_run_completes_on_retry_once(app, client, make_campaign, logdir):
+    """SIGKILL to the worker while it computes: the run completes on retry, one publication."""
+    import sys
+
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+    from rq.scheduler import RQScheduler
+    from sqlalchemy import func, select
+
+    from service.extensions import db
+    from service.models import Publication, RankingRun
+    from service.redis_conn import get_redis
+    from tests.processes import Process
+
+    make_campaign(
+        "big",
+        voting={"opens_at": "2026-11-21T09:00:00+08:00"},
+        ranking={"public_weight": 1, "expert_weight": 0},
+        review={"criteria": []},
+    )
+    _bulk_ballots(app, "big", 120_000)
+    env = {**os.environ, "REDIS_URL": app.config["REDIS_URL"]}
+    votes = [sys.executable, "-m", "service.cli", "worker"]
+    run_id = client.post("/api/v1/campaigns/big/rankings", headers=ADMIN).json["run_id"]
+
+    # A plain engine of its own: on SQLite the app's sessions take the write lock up
+    # front (BEGIN IMMEDIATE), and a poll must not wait behind the computation.
+    observer = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def status():
+        with observer.connect() as conn:
+            return conn.execute(
+                text("SELECT status FROM ranking_runs WHERE id = :id"), {"id": run_id}
+            ).scalar()
+
+    first = Process("worker-1", votes, env, logdir).start()
+    try:
+        wait_until(lambda: status() == "running", 60, 0.005, "the run to start")
+        first.kill_tree()  # worker, work-horse and scheduler, mid-computation
+    finally:
+        first.stop()
+    assert status() == "running"  # killed before it could finish
+
+    # rq notices a dead worker when its heartbeat expires (about 90 s); move the clock
+    # forward instead of sleeping: the registry's cleanup then hands the job to Retry,
+    # which schedules it after its back-off. The dead worker's scheduler lock outlives it
+    # by a minute, so the test plays the scheduler's part once the back-off is over.
+    queue = Queue("rankings", connection=get_redis(app.config["REDIS_URL"]))
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
+    scheduler = RQScheduler([queue], connection=queue.connection)
+    scheduler.prepare_registries([queue.name])
+    wait_until(
+        lambda: scheduler.enqueue_scheduled_jobs() or queue.count,
+        30,
+        0.5,
+        "the retry to become due",
+    )
+
+    second = Process("worker-2", votes, env, logdir).start()
+    try:
+        wait_until(lambda: status() == "finished", 90, 0.2, "the retried run to finish")
+    finally:
+        second.stop()
+    r = client.post("/api/v1/campaigns/big/publications", json={"run_id": run_id}, headers=ADMIN)
+    assert r.status_code == 202
+    from rq import SimpleWorker
+
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    client.post("/api/v1/campaigns/big/publications", json={"run_id": run_id}, headers=ADMIN)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Publication)) == 1
+        assert db.session.scalar(select(func.count()).select_from(RankingRun)) == 1
+    results = client.get("/api/v1/campaigns/big/results").json
+    assert results["ballots_counted"] == 120_000 and results["version"] == 1
+    observer.dispose()

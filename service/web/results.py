@@ -1,0 +1,410 @@
+"""The public results page: the ranked table, a bar chart drawn on the server (inline
+SVG, no JavaScript), the method in words, the counts and what a voter needs to check
+that their ballot was counted.
+
+Everything shown comes from ``results_document``, the same document as
+``GET /api/v1/campaigns/{slug}/results``: the view only puts it into words and shapes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import make_response, render_template, url_for
+from flask_babel import gettext as _
+
+from ..domain.campaigns import campaign_status, get_campaign
+from ..domain.publications import results_document
+from ..errors import ApiError
+from ..models import Campaign
+from . import bp
+from .pages import status_label
+
+# The engine's label for a selected row when the campaign names no award.
+DEFAULT_AWARD = "入选"
+BUDGET_RULES = ("greedy_budget", "greedy_budget_no_skip", "equal_shares")
+
+# Chart geometry, in SVG user units (1:1 with CSS pixels at full width). A row pitch of
+# 16 keeps the 90 entries of 楼组之最 readable at about 1,500 units of height.
+CHART_WIDTH = 840
+LABEL_WIDTH = 64  # entry codes, right-aligned
+VALUE_WIDTH = 60  # the combined score after the longest bar
+ROW_PITCH = 16
+BAR_HEIGHT = 11
+CHART_TOP = 36  # the legend
+CHART_BOTTOM = 30  # the axis labels
+TICKS = 4
+
+
+# --- numbers and words ------------------------------------------------------------------
+
+
+def _num(value: Any) -> str:
+    """A published number as published (four decimals at most), without trailing zeros."""
+    if value is None:
+        return "—"
+    number = float(value)
+    if number.is_integer():
+        return str(int(number))
+    return f"{number:.4f}".rstrip("0").rstrip(".")
+
+
+def _money(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = float(value)
+    if number.is_integer():
+        return f"{int(number):,}"
+    return f"{number:,.2f}"
+
+
+def _percent(weight: float) -> str:
+    return _num(round(float(weight) * 100, 4)) + "%"
+
+
+def _local(campaign: Campaign, value: str | None) -> str | None:
+    if not value:
+        return None
+    at = datetime.fromisoformat(value).astimezone(ZoneInfo(campaign.timezone))
+    return at.strftime("%Y-%m-%d %H:%M")
+
+
+def _flag_words(flag: str) -> str:
+    words = {
+        "insufficient_reviews": _("评审数不足"),
+        "area_cap_reached": _("所在居民区名额已满"),
+        "category_max_reached": _("所在类别名额已满"),
+        "below_min_votes": _("票数未达门槛"),
+    }
+    return words.get(flag, flag)
+
+
+def _tie_words(rule: str | None) -> str | None:
+    if rule is None:
+        return None
+    words = {
+        "votes": _("票数较多"),
+        "expert": _("专家得分较高"),
+        "reviews": _("评审数较多"),
+        "cost": _("所需经费较少"),
+        "lot": _("抽签"),
+    }
+    return words.get(rule, rule)
+
+
+def _award_words(award: str | None) -> str:
+    if not award or award == DEFAULT_AWARD:
+        return _("入选")
+    return award
+
+
+# --- the method in words ---------------------------------------------------------------
+
+
+def _weights_text(method: dict) -> str:
+    wp, we = float(method["public_weight"]), float(method["expert_weight"])
+    if we == 0:
+        return _("只按公众投票排名:综合得分 = 投票得分 × %(p)s。", p=_percent(wp))
+    if wp == 0:
+        return _("只按专家评审排名:综合得分 = 专家得分 × %(e)s。", e=_percent(we))
+    return _(
+        "综合得分 = 公众投票 %(p)s + 专家评审 %(e)s(投票得分 × %(p)s + 专家得分 × %(e)s)。",
+        p=_percent(wp),
+        e=_percent(we),
+    )
+
+
+def _vote_score_text(kind: str) -> str:
+    words = {
+        "max": _("投票得分 = 100 × 该项目票数 ÷ 最高票数(得票最多的项目为 100 分)。"),
+        "approval_rate": _("投票得分 = 100 × 该项目票数 ÷ 计入的选票数(支持率)。"),
+        "share": _("投票得分 = 100 × 该项目票数 ÷ 全部项目票数之和(得票占比)。"),
+        "rank_points": _(
+            "投票得分按票数名次给分:票数第一为 100 分,最后一名为 0 分,其间均匀分布;"
+            "票数相同的项目得分相同。"
+        ),
+        "log": _(
+            "投票得分 = 100 × log(1 + 该项目票数) ÷ log(1 + 最高票数)(对数压缩,减小票数悬殊的影响)。"
+        ),
+    }
+    return words.get(kind, kind)
+
+
+def _aggregate_text(kind: str) -> str:
+    words = {
+        "mean": _("项目的专家得分取各份评审分的平均值。"),
+        "trimmed_mean": _(
+            "项目的专家得分:评审不少于 5 份时,去掉一个最高分和一个最低分后取平均值;"
+            "少于 5 份时取平均值。"
+        ),
+        "median": _("项目的专家得分取各份评审分的中位数。"),
+    }
+    return words.get(kind, kind)
+
+
+def _calibration_text(kind: str) -> str:
+    words = {
+        "none": _("不对评委的宽严程度做校正。"),
+        "zscore": _(
+            "校正评委的宽严:每位评委的分数先换算为标准分(z 分数),再换回全体评委的分数尺度。"
+        ),
+        "additive": _(
+            "校正评委的宽严:用最小二乘法拟合“项目水平 + 评委偏差”模型,"
+            "从每份评审分中扣除该评委的偏差。"
+        ),
+    }
+    return words.get(kind, kind)
+
+
+def _selection_text(method: dict) -> list[str]:
+    rule = method["rule"]
+    lines: list[str] = []
+    if rule == "top":
+        if method.get("winners") is None:
+            lines.append(_("本次只排名,不评选入选项目。"))
+        else:
+            lines.append(_("按排名从高到低选出 %(n)s 个入选项目。", n=method["winners"]))
+            quotas = method.get("categories") or {}
+            if quotas:
+                parts = []
+                for category, q in quotas.items():
+                    low, high = int(q.get("min") or 0), q.get("max")
+                    if high is None:
+                        parts.append(_("%(c)s 至少 %(min)s 个", c=category, min=low))
+                    elif low == high:
+                        parts.append(_("%(c)s %(n)s 个", c=category, n=high))
+                    else:
+                        parts.append(_("%(c)s %(min)s–%(max)s 个", c=category, min=low, max=high))
+                lines.append(
+                    _(
+                        "各类别名额:%(quotas)s;先保证每个类别的最低名额,再按排名补足。",
+                        quotas=_(";").join(parts),
+                    )
+                )
+            if method.get("max_per_area") is not None:
+                lines.append(_("每个居民区最多入选 %(n)s 个项目。", n=method["max_per_area"]))
+    elif rule == "greedy_budget":
+        lines.append(
+            _(
+                "在预算 %(b)s 以内按排名依次选取:放不下的项目跳过,继续看排在后面的项目。",
+                b=_money(method.get("budget")),
+            )
+        )
+    elif rule == "greedy_budget_no_skip":
+        lines.append(
+            _(
+                "在预算 %(b)s 以内按排名依次选取,遇到第一个放不下的项目即停止。",
+                b=_money(method.get("budget")),
+            )
+        )
+    elif rule == "equal_shares":
+        lines.append(
+            _(
+                "均等份额法(Method of Equal Shares):预算 %(b)s 平均分给每张计入的选票,"
+                "每个项目的经费由支持它的选票分摊,依次选出每份经费支持者最多的项目;"
+                "最后按“add1”方式逐步增加人均预算,补足剩余经费。",
+                b=_money(method.get("budget")),
+            )
+        )
+    else:
+        lines.append(rule)
+    if method.get("min_votes"):
+        lines.append(_("票数少于 %(n)s 的项目不能入选。", n=method["min_votes"]))
+    return lines
+
+
+def _notes_text(notes: list[dict]) -> list[str]:
+    lines = []
+    for note in notes or []:
+        details = note.get("details") or {}
+        if note.get("code") == "seats_unfilled":
+            lines.append(
+                _(
+                    "%(w)s 个名额中只选满了 %(s)s 个:符合入选条件的项目不够。",
+                    w=details.get("winners", "?"),
+                    s=details.get("selected", "?"),
+                )
+            )
+        elif note.get("code") == "constraints_ignored":
+            lines.append(
+                _(
+                    "所选的评选规则不使用这些设置:%(f)s。",
+                    f=", ".join(details.get("fields") or []),
+                )
+            )
+        elif note.get("code") != "no_selection":  # said in the selection rule already
+            lines.append(note.get("message") or note.get("code", ""))
+    return lines
+
+
+def _method_items(doc: dict) -> list[tuple[str, list[str]]]:
+    """(heading, sentences) pairs, in the order a reader needs them."""
+    method = doc["method"]
+    wp, we = float(method["public_weight"]), float(method["expert_weight"])
+    items: list[tuple[str, list[str]]] = [(_("综合得分"), [_weights_text(method)])]
+    if wp > 0:
+        items.append((_("公众投票"), [_vote_score_text(method["vote_score"])]))
+    if we > 0:
+        expert = [
+            _("每份评审按评分细则折算为百分制:100 × Σ(权重 × 得分)÷ Σ(权重 × 满分)。"),
+            _aggregate_text(method["aggregate"]),
+            _("没有评审的项目专家得分为 0。"),
+        ]
+        if method.get("min_reviews"):
+            expert.append(
+                _(
+                    "评审少于 %(n)s 份的项目标为“评审数不足”:仍参加排名,但不能入选。",
+                    n=method["min_reviews"],
+                )
+            )
+        expert.append(_calibration_text(method["calibration"]))
+        items.append((_("专家评审"), expert))
+    chain = " → ".join(_tie_words(rule) or "" for rule in method["tie_break"])
+    ties = [_("综合得分相同时依次比较:%(chain)s。", chain=chain)]
+    if "lot" in method["tie_break"]:
+        ties.append(
+            _(
+                "抽签是以公开的种子 %(seed)s 打乱顺序,种子由输入数据的摘要得出,任何人都可以复现。",
+                seed=doc.get("lot_seed", "?"),
+            )
+        )
+    items.append((_("同分处理"), ties))
+    items.append((_("入选规则"), _selection_text(method) + _notes_text(doc.get("notes"))))
+    return items
+
+
+# --- table and chart -------------------------------------------------------------------
+
+
+def _table_rows(doc: dict) -> list[dict[str, Any]]:
+    return [
+        {
+            "rank": row["rank"],
+            "code": row["code"],
+            "title": row["title"],
+            "category": row.get("category") or "",
+            "area": row.get("area") or "",
+            "cost": _money(row.get("cost")),
+            "votes": row["votes"],
+            "vote_score": _num(row["vote_score"]),
+            "reviews": row["reviews"],
+            "expert_score": _num(row["expert_score"]),
+            "combined": _num(row["combined"]),
+            "selected": bool(row["selected"]),
+            "award": _award_words(row.get("award")) if row["selected"] else None,
+            "tie_break": _tie_words(row.get("tie_break")),
+            "flags": [(flag, _flag_words(flag)) for flag in row.get("flags") or []],
+        }
+        for row in doc["rows"]
+    ]
+
+
+def _chart(doc: dict) -> dict[str, Any]:
+    """Stacked horizontal bars (public part, then expert part), one per entry in rank
+    order, on a scale from 0 to the highest possible combined score."""
+    method = doc["method"]
+    rows = doc["rows"]
+    wp, we = float(method["public_weight"]), float(method["expert_weight"])
+    most = max([100.0 * (wp + we)] + [float(r["combined"]) for r in rows])
+    domain = most if most > 0 else 100.0
+    plot = CHART_WIDTH - LABEL_WIDTH - VALUE_WIDTH
+    scale = plot / domain
+    height = CHART_TOP + ROW_PITCH * len(rows) + CHART_BOTTOM
+    axis_y = CHART_TOP + ROW_PITCH * len(rows)
+    bars = []
+    for i, row in enumerate(rows):
+        public_w = round(float(row["public_part"]) * scale, 2)
+        expert_w = round(float(row["expert_part"]) * scale, 2)
+        y = CHART_TOP + i * ROW_PITCH + (ROW_PITCH - BAR_HEIGHT) / 2
+        bars.append(
+            {
+                "code": row["code"],
+                "title": row["title"],
+                "selected": bool(row["selected"]),
+                "y": y,
+                "text_y": y + BAR_HEIGHT - 1.5,
+                "public": _num(row["public_part"]),
+                "expert": _num(row["expert_part"]),
+                "combined": _num(row["combined"]),
+                # The bar's own label is for the eye; the exact figure is in the table.
+                "label": f"{float(row['combined']):.2f}",
+                "public_w": public_w,
+                "expert_x": round(LABEL_WIDTH + public_w, 2),
+                "expert_w": expert_w,
+                "value_x": round(LABEL_WIDTH + public_w + expert_w + 4, 2),
+            }
+        )
+    ticks = [
+        {"x": round(LABEL_WIDTH + plot * k / TICKS, 2), "label": _num(round(domain * k / TICKS, 1))}
+        for k in range(TICKS + 1)
+    ]
+    return {
+        "width": CHART_WIDTH,
+        "height": height,
+        "label_x": LABEL_WIDTH - 6,
+        "plot_x": LABEL_WIDTH,
+        "bar_height": BAR_HEIGHT,
+        "top": CHART_TOP - 6,
+        "axis_y": axis_y,
+        "tick_label_y": axis_y + 16,
+        "ticks": ticks,
+        "bars": bars,
+        "public_weight": _percent(wp),
+        "expert_weight": _percent(we),
+    }
+
+
+# --- the page --------------------------------------------------------------------------
+
+
+def _not_published(campaign: Campaign):
+    status = campaign_status(campaign)
+    html = render_template(
+        "results.html",
+        campaign=campaign,
+        not_published=True,
+        status_label=status_label(status),
+        vote_url=url_for("web.vote", slug=campaign.slug) if status == "voting" else None,
+    )
+    return make_response(html, 404)
+
+
+@bp.get("/results/<slug>")
+def results_page(slug: str):
+    """The latest publication (or the live provisional run) of a campaign, in words."""
+    campaign = get_campaign(slug)
+    try:
+        doc = results_document(campaign)
+    except ApiError as exc:
+        if exc.code != "not_published":
+            raise
+        return _not_published(campaign)
+
+    method = doc["method"]
+    provisional = bool(doc.get("provisional"))
+    api = f"/api/v1/campaigns/{campaign.slug}"
+    wp, we = float(method["public_weight"]), float(method["expert_weight"])
+    rows = _table_rows(doc)
+    html = render_template(
+        "results.html",
+        campaign=campaign,
+        not_published=False,
+        doc=doc,
+        provisional=provisional,
+        version=doc.get("version"),
+        at=_local(campaign, doc.get("computed_at" if provisional else "published_at")),
+        rows=rows,
+        winners=sum(1 for r in rows if r["selected"]),
+        # A vote-only campaign has no expert columns to show, and the reverse.
+        show_votes=wp > 0 or doc.get("ballots_counted", 0) > 0,
+        show_reviews=we > 0 or doc.get("reviews", 0) > 0,
+        show_cost=method["rule"] in BUDGET_RULES,
+        chart=_chart(doc),
+        method_items=_method_items(doc),
+        json_url=f"{api}/results",
+        csv_url=None if provisional else f"{api}/results.csv",
+        version_url=None if provisional else f"{api}/publications/{doc['version']}",
+    )
+    return make_response(html)

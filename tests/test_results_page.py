@@ -1,0 +1,390 @@
+"""The public results page /results/<slug> and the campaign list on /."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from service.domain import rankings
+from service.domain.campaigns import get_campaign
+from service.domain.publications import publish_run
+from service.extensions import db
+from tests.test_jobs import add_ballots, add_scores, exclude
+
+VOTING = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # inside c1's voting window
+CLOSED = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # after voting and review
+
+# Six entries whose order is set by the votes alone (every review is 30 + 15 points), so
+# that each selection rule leaves its mark: A05 lacks reviews, A04 hits the quota of
+# 关怀疏导, A02 the cap of its area (海鹰, taken by A01).
+ENTRIES = [
+    {"code": "A01", "title": "24小时热线", "category": "党建引领", "area": "海鹰"},
+    {"code": "A02", "title": "团购管理", "category": "团购管理", "area": "海鹰"},
+    {"code": "A03", "title": "便民配药", "category": "关怀疏导", "area": "龙馨嘉园"},
+    {"code": "A04", "title": "心理疏导热线", "category": "关怀疏导", "area": "运城"},
+    {"code": "A05", "title": "楼道微更新", "category": "党建引领", "area": "彭一"},
+    {"code": "A06", "title": "邻里互助群", "category": "邻里同心", "area": "平顺"},
+]
+VOTES = {"A05": 6, "A03": 5, "A04": 4, "A01": 3, "A02": 2, "A06": 1}
+SELECTION = {
+    "rule": "top",
+    "winners": 3,
+    "categories": {"关怀疏导": {"min": 0, "max": 1}},
+    "max_per_area": 1,
+}
+
+
+def compute_run(app, slug: str) -> str:
+    with app.app_context():
+        run = rankings.create_run(get_campaign(slug), "test")
+        db.session.commit()
+        rankings.compute(run)
+        db.session.commit()
+        return run.id
+
+
+def publish(app, slug: str) -> None:
+    run_id = compute_run(app, slug)
+    with app.app_context():
+        publish_run(get_campaign(slug).id, run_id, actor="test")
+        db.session.commit()
+
+
+def cast(app, slug: str, votes: dict[str, int]) -> list:
+    return add_ballots(app, slug, [[code] for code, n in votes.items() for _ in range(n)])
+
+
+@pytest.fixture
+def cases(app, make_campaign):
+    """Campaign c1 (public 30% + experts 70%, quotas and an area cap) with one excluded
+    ballot and 17 reviews, not yet published."""
+    make_campaign("c1", entries=ENTRIES, selection=SELECTION)
+    ballots = cast(app, "c1", {**VOTES, "A06": 2})
+    exclude(app, "c1", ballots[-1][0])
+    add_scores(app, "c1", {code: [(30, 15)] * (2 if code == "A05" else 3) for code in VOTES})
+    return "c1"
+
+
+@pytest.fixture
+def published(app, cases):
+    publish(app, cases)
+    return cases
+
+
+class Page(HTMLParser):
+    """Table rows by entry code, every attribute seen, and the inline SVG's source."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.rows: dict[str, dict] = {}
+        self.attrs: list[tuple[str, str, str | None]] = []
+        self._row: dict | None = None
+        self._col: str | None = None
+        self.feed(html)
+        svg = re.search(r"<svg class=\"chart\".*?</svg>", html, re.S)
+        self.svg = svg.group(0) if svg else None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.attrs.extend((tag, k, v) for k, v in attrs)
+        if tag == "tr" and "data-code" in a:
+            self._row = {"class": a.get("class") or "", "flags": [], "cells": {}}
+            self.rows[a["data-code"]] = self._row
+        elif tag == "td" and self._row is not None:
+            self._col = a.get("data-col")
+            self._row["cells"][self._col] = ""
+        elif tag == "span" and self._row is not None and "data-flag" in a:
+            self._row["flags"].append(a["data-flag"])
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._col = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        if self._row is not None and self._col is not None:
+            self._row["cells"][self._col] += data
+
+
+def cells(page: Page, code: str) -> dict[str, str]:
+    return {k: " ".join(v.split()) for k, v in page.rows[code]["cells"].items()}
+
+
+def svg_bars(svg: str) -> list[dict]:
+    root = ET.fromstring(svg)
+    bars = []
+    for g in root.iter("g"):
+        if "bar" not in (g.get("class") or "").split():
+            continue
+        rects = {r.get("class"): r for r in g.iter("rect")}
+        bars.append(
+            {
+                "code": g.get("data-code"),
+                "selected": "selected" in g.get("class").split(),
+                "public": float(rects["part-public"].get("width")),
+                "expert": float(rects["part-expert"].get("width")),
+                "expert_x": float(rects["part-expert"].get("x")),
+                "public_x": float(rects["part-public"].get("x")),
+            }
+        )
+    return bars
+
+
+def test_results_page_shows_the_ranked_table_in_chinese(client, published):
+    """A resident sees every entry in rank order with its scores, winners marked with
+    their award and highlighted, and the reasons an entry was passed over in words."""
+    r = client.get("/results/c1")
+    assert r.status_code == 200 and "text/html" in r.content_type
+    html = r.text
+    page = Page(html)
+    assert list(page.rows) == ["A05", "A03", "A04", "A01", "A02", "A06"]
+    assert "排名" in html and "综合得分" in html and "专家得分" in html
+    for code, award in (("A03", "关怀疏导"), ("A01", "党建引领"), ("A06", "邻里同心")):
+        assert "winner" in page.rows[code]["class"]
+        assert cells(page, code)["award"] == f"★ {award}"
+    for code in ("A05", "A04", "A02"):
+        assert "winner" not in page.rows[code]["class"] and cells(page, code)["award"] == ""
+    assert page.rows["A05"]["flags"] == ["insufficient_reviews"]
+    assert cells(page, "A05")["flags"] == "评审数不足"
+    assert cells(page, "A04")["flags"] == "所在类别名额已满"
+    assert cells(page, "A02")["flags"] == "所在居民区名额已满"
+    assert "insufficient_reviews" not in re.sub(r'data-flag="[a-z_]+"', "", html)
+    assert "结果尚未公示" not in html and "暂定结果" not in html
+
+
+def test_results_page_in_english(client, published):
+    """With ?lang=en the headings, flags, awards' wording and the method are English."""
+    html = client.get("/results/c1?lang=en").text
+    page = Page(html)
+    assert '<html lang="en">' in html
+    for words in ("Rank", "Combined score", "Expert score", "Tie broken by", "Ballots counted"):
+        assert words in html
+    assert cells(page, "A05")["flags"] == "Too few reviews"
+    assert cells(page, "A04")["flags"] == "Category quota already filled"
+    assert cells(page, "A02")["flags"] == "Area quota already filled"
+    assert "Combined score = public vote 30% + expert review 70%" in html
+    assert "排名" not in html and "评审数不足" not in html
+    # The session remembers the language; ?lang=zh switches back.
+    assert "Too few reviews" in client.get("/results/c1").text
+    assert "评审数不足" in client.get("/results/c1?lang=zh").text
+
+
+def test_the_method_is_explained_in_plain_words(client, published):
+    """The weights, the vote score formula, the expert aggregation, min_reviews,
+    calibration, the tie-break chain with the lot seed and the selection rule are all
+    written out, taken from the published document."""
+    doc = client.get("/api/v1/campaigns/c1/results").json
+    html = client.get("/results/c1").text
+    assert "公众投票 30% + 专家评审 70%" in html
+    assert "100 × 该项目票数 ÷ 最高票数" in html
+    assert "去掉一个最高分和一个最低分" in html
+    assert "评审少于 3 份" in html
+    assert "不对评委的宽严程度做校正" in html
+    assert "票数较多 → 专家得分较高 → 评审数较多 → 所需经费较少 → 抽签" in html
+    assert str(doc["lot_seed"]) in html
+    assert "选出 3 个入选项目" in html and "关怀疏导 0–1 个" in html
+    assert "每个居民区最多入选 1 个项目" in html
+
+
+def test_numbers_on_the_page_match_the_json_results(client, published):
+    """Every number in the table, the counts, version, digest and Merkle root are the
+    ones of GET /api/v1/campaigns/c1/results."""
+    doc = client.get("/api/v1/campaigns/c1/results").json
+    html = client.get("/results/c1").text
+    page = Page(html)
+    assert [int(cells(page, c)["rank"]) for c in page.rows] == [r["rank"] for r in doc["rows"]]
+    for row in doc["rows"]:
+        shown = cells(page, row["code"])
+        assert shown["title"] == row["title"] and shown["category"] == row["category"]
+        assert shown["area"] == row["area"]
+        assert int(shown["votes"]) == row["votes"] and int(shown["reviews"]) == row["reviews"]
+        for key in ("vote_score", "expert_score", "combined"):
+            assert float(shown[key]) == pytest.approx(row[key], abs=1e-9), key
+    for key in ("ballots_counted", "ballots_excluded", "reviews"):
+        assert re.search(rf'data-count="{key}">{doc[key]}<', html), key
+    assert doc["ballots_excluded"] == 1 and doc["reviews"] == 17
+    assert f'data-hash="digest">{doc["digest"]}<' in html
+    assert f'data-hash="ballots_root">{doc["ballots_root"]}<' in html
+    assert "第 1 版公示" in html
+    # Published time in the campaign's time zone (Asia/Shanghai is UTC+8).
+    local = datetime.fromisoformat(doc["published_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert local.strftime("%Y-%m-%d %H:%M") in html and "(Asia/Shanghai)" in html
+    assert 'href="/api/v1/campaigns/c1/results.csv"' in html
+    assert 'href="/api/v1/campaigns/c1/results"' in html
+    assert 'action="/receipt"' in html and 'name="code"' in html
+
+
+def test_chart_has_one_bar_per_entry_proportional_to_the_parts(client, published):
+    """The SVG chart draws, in rank order, one bar per entry whose public and expert
+    segments are as long as the published parts (one scale for all), with a legend and
+    an accessible title and description."""
+    doc = client.get("/api/v1/campaigns/c1/results").json
+    page = Page(client.get("/results/c1").text)
+    assert page.svg is not None
+    root = ET.fromstring(page.svg)
+    assert root.get("role") == "img"
+    assert root.find("title") is not None and root.find("desc") is not None
+    assert "公众投票" in page.svg and "专家评审" in page.svg
+    bars = svg_bars(page.svg)
+    assert [b["code"] for b in bars] == [r["code"] for r in doc["rows"]]
+    rows = {r["code"]: r for r in doc["rows"]}
+    scale = bars[0]["public"] / rows[bars[0]["code"]]["public_part"]
+    assert scale > 0
+    for bar in bars:
+        row = rows[bar["code"]]
+        assert row["public_part"] > 0 and row["expert_part"] > 0
+        assert bar["public"] == pytest.approx(row["public_part"] * scale, abs=0.01)
+        assert bar["expert"] == pytest.approx(row["expert_part"] * scale, abs=0.01)
+        assert bar["expert_x"] == pytest.approx(bar["public_x"] + bar["public"], abs=0.01)
+        assert bar["selected"] == row["selected"]
+    # The best possible score (100) fits: no bar runs past the drawing.
+    width = float(root.get("width"))
+    assert all(b["public_x"] + 100 * scale <= width for b in bars)
+
+
+def test_chart_stays_readable_with_ninety_entries(client, app, make_campaign):
+    """A 楼组之最-sized campaign (90 building groups, vote only) gets 90 bars of the same
+    height, none overlapping, and no expert segment."""
+    entries = [
+        {"code": f"B{i:03d}", "title": f"楼组{i}", "category": "最具人气" if i % 2 else "最具活力"}
+        for i in range(1, 91)
+    ]
+    make_campaign(
+        "groups",
+        entries=entries,
+        ranking={"public_weight": 1, "expert_weight": 0},
+        review={"min_reviews": 0, "criteria": []},
+        selection={"rule": "top", "winners": 41},
+    )
+    cast(app, "groups", {e["code"]: 1 + i % 7 for i, e in enumerate(entries)})
+    publish(app, "groups")
+    html = client.get("/results/groups").text
+    page = Page(html)
+    root = ET.fromstring(page.svg)
+    bars = svg_bars(page.svg)
+    assert len(bars) == 90 and sum(b["selected"] for b in bars) == 41
+    assert all(b["expert"] == 0 for b in bars)
+    ys = [float(g.find("rect").get("y")) for g in root.iter("g") if g.get("data-code")]
+    assert all(b - a >= 12 for a, b in zip(ys, ys[1:], strict=False))
+    assert float(root.get("height")) < 90 * 20 + 100
+    assert "只按公众投票排名" in html
+    # A vote-only campaign has no expert columns.
+    assert "expert_score" not in cells(page, "B007") and "votes" in cells(page, "B007")
+
+
+def test_results_page_has_no_script_no_inline_style_and_no_external_url(client, published):
+    """The page works under the strict CSP: no script, no style attribute or element,
+    nothing loaded from another site."""
+    for lang in ("zh", "en"):
+        r = client.get(f"/results/c1?lang={lang}")
+        html = r.text.lower()
+        assert "<script" not in html and "<style" not in html
+        assert not re.search(r"\sstyle\s*=", html)
+        assert not re.search(r"\son[a-z]+\s*=", html)  # no event handler attributes
+        for _tag, name, value in Page(r.text).attrs:
+            if name in ("href", "src", "action", "xlink:href"):
+                assert not re.match(r"^\s*(?:[a-z][a-z0-9+.-]*:|//)", value or "", re.I), value
+        assert "script-src" not in r.headers["Content-Security-Policy"]
+
+
+def test_tie_break_rule_is_named_in_words(client, app, make_campaign):
+    """Two entries with equal scores show which rule put one above the other."""
+    make_campaign(
+        "c2",
+        ranking={"public_weight": 1, "expert_weight": 0},
+        selection={"rule": "top", "winners": 2},
+    )
+    cast(app, "c2", {"A01": 2, "A02": 2, "A03": 1})
+    publish(app, "c2")
+    page = Page(client.get("/results/c2").text)
+    assert list(page.rows) == ["A01", "A02", "A03"]
+    assert (
+        cells(page, "A01")["tie_break"] == "" and cells(page, "A02")["tie_break"] == "所需经费较少"
+    )
+    assert cells(page, "A01")["award"] == "★ 入选"
+    page = Page(client.get("/results/c2?lang=en").text)
+    assert (
+        cells(page, "A02")["tie_break"] == "Lower cost"
+        and cells(page, "A02")["award"] == "★ Selected"
+    )
+
+
+def test_live_campaign_shows_a_provisional_banner(client, app, cases):
+    """While a live campaign runs, its results page shows the latest computation under a
+    clear 暂定 banner, without a CSV (only publications have one) or a version."""
+    with app.app_context():
+        campaign = get_campaign("c1")
+        campaign.results = {"live": True, "auto_publish": True}
+        db.session.commit()
+    assert client.get("/results/c1").status_code == 404  # nothing computed yet
+    compute_run(app, "c1")
+    r = client.get("/results/c1")
+    assert r.status_code == 200
+    assert 'class="provisional-banner"' in r.text and "暂定结果" in r.text
+    assert "results.csv" not in r.text and "版公示" not in r.text
+    assert len(Page(r.text).rows) == 6
+    assert "Provisional results" in client.get("/results/c1?lang=en").text
+    publish(app, "c1")
+    assert "provisional-banner" not in client.get("/results/c1?lang=zh").text
+
+
+def test_before_publication_the_page_is_a_friendly_404(client, cases, clock):
+    """Before results are published the page says so, in words and with the code
+    not_published, with status 404; an unknown campaign is an ordinary 404."""
+    clock.set(VOTING)
+    r = client.get("/results/c1")
+    assert r.status_code == 404 and "text/html" in r.content_type
+    assert "结果尚未公示" in r.text and "not_published" in r.text
+    assert 'href="/vote/c1"' in r.text  # voting is open: the way to take part
+    assert "<table" not in r.text and "<svg" not in r.text
+    r = client.get("/results/c1?lang=en")
+    assert r.status_code == 404 and "Results have not been published yet" in r.text
+    r = client.get("/results/nope")
+    assert r.status_code == 404 and "not_found" in r.text
+
+
+def test_index_lists_campaigns_with_their_phase_and_links(client, app, make_campaign, clock):
+    """The home page lists each campaign with its phase; a vote link only while voting,
+    a results link once results are published (or shown live)."""
+    make_campaign("c1")
+    make_campaign(
+        "later",
+        voting={"opens_at": "2026-12-10T09:00:00+08:00", "closes_at": "2026-12-20T18:00:00+08:00"},
+        review={"opens_at": "2026-12-10T09:00:00+08:00", "closes_at": "2026-12-30T18:00:00+08:00"},
+    )
+    clock.set(datetime(2026, 10, 1, tzinfo=UTC))  # entries are added before voting opens
+    make_campaign(
+        "done",
+        voting={"opens_at": "2026-11-01T09:00:00+08:00", "closes_at": "2026-11-10T18:00:00+08:00"},
+        review={"opens_at": "2026-11-01T09:00:00+08:00", "closes_at": "2026-11-12T18:00:00+08:00"},
+    )
+    clock.set(datetime(2026, 11, 20, 2, 0, tzinfo=UTC))
+    make_campaign("live", results={"live": True})
+    cast(app, "done", {"A01": 2, "A02": 1})
+    publish(app, "done")
+    compute_run(app, "live")
+    clock.set(VOTING)
+
+    html = client.get("/").text
+    items = dict(re.findall(r'data-slug="([\w-]+)" data-status="(\w+)"', html))
+    assert items == {"c1": "voting", "later": "upcoming", "done": "closed", "live": "voting"}
+    assert "投票中" in html and "即将开始" in html and "已结束" in html
+    assert 'href="/vote/c1"' in html and 'href="/vote/live"' in html
+    assert 'href="/vote/later"' not in html and 'href="/vote/done"' not in html
+    assert 'href="/results/done"' in html and 'href="/results/live"' in html
+    assert 'href="/results/c1"' not in html and 'href="/results/later"' not in html
+    assert "暂定结果" in html  # the live campaign's link says provisional
+
+    english = client.get("/?lang=en").text
+    assert "Campaigns" in english and "Voting open" in english and "Upcoming" in english
+    assert "View results" in english and "投票中" not in english
+
+    clock.set(CLOSED)
+    items = dict(re.findall(r'data-slug="([\w-]+)" data-status="(\w+)"', client.get("/").text))
+    assert items["c1"] == "closed"
