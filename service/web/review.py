@@ -17,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import make_response, redirect, render_template, request, session, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
@@ -33,7 +32,7 @@ from ..extensions import db
 from ..models import Campaign, Expert
 from . import bp
 from . import vote as vote_pages
-from .render import error_page
+from .render import error_page, in_voters_language
 
 # Session key: {campaign id: expert id}, so one browser can hold the reviews of several
 # campaigns without one login replacing another.
@@ -48,10 +47,6 @@ def _no_store(response):
     # The page shows an expert's own scores: never from a cache, never to the next user.
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _is_english() -> bool:
-    return str(get_locale()) == "en"
 
 
 def _points(value: Any) -> str:
@@ -178,8 +173,7 @@ def _error_text(exc: ApiError, campaign: Campaign, field: str) -> str:
     if exc.code in messages:
         return messages[exc.code]()
     # Codes without a translation here: the domain message is "中文 / English".
-    zh, sep, en = exc.message.partition(" / ")
-    return en if sep and _is_english() else zh
+    return in_voters_language(exc.message)
 
 
 def _placed_errors(exc: ApiError, campaign: Campaign, keys: list[str]) -> dict[str, dict[str, str]]:

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import segno
 from flask import current_app, make_response, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError
@@ -29,7 +28,7 @@ from ..extensions import db, limiter
 from ..models import Ballot, Campaign
 from . import bp
 from .kiosk import current_device, kiosk_refused
-from .render import error_page
+from .render import error_page, in_voters_language
 
 # Seconds the receipt stays on screen before a kiosk returns to a fresh form.
 RECEIPT_SECONDS = 8
@@ -79,10 +78,6 @@ def _window_state(campaign: Campaign) -> str:
     if closes is not None and at >= closes:
         return "closed"
     return "open"
-
-
-def _is_english() -> bool:
-    return str(get_locale()) == "en"
 
 
 def _voter_field(kind: str) -> dict:
@@ -147,8 +142,7 @@ def _error_text(exc: ApiError, kind: str) -> str:
     if exc.code in messages:
         return messages[exc.code]()
     # Codes without a translation here: the domain message is "中文 / English".
-    zh, sep, en = exc.message.partition(" / ")
-    return en if sep and _is_english() else zh
+    return in_voters_language(exc.message)
 
 
 def _grouped_entries(campaign: Campaign) -> list[tuple[str, list]]:
