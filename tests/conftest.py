@@ -8,7 +8,9 @@ also proves the migration. Each test starts from empty tables.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,6 +28,38 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 def is_postgres() -> bool:
     return os.environ["DATABASE_URL"].startswith("postgres")
+
+
+class _AllRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+            if record.exc_info:
+                self.lines.append(logging.Formatter().formatException(record.exc_info))
+        except Exception:  # a broken record must not break the suite
+            self.lines.append(str(record.msg))
+
+
+_VOTER_LIKE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)|(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_voter_identifier_in_any_log():
+    """After the whole suite: no log line of the service held a phone or ID number."""
+    handler = _AllRecords()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    leaks = [line for line in handler.lines if _VOTER_LIKE.search(line)]
+    assert not leaks, f"voter identifiers in {len(leaks)} log lines, e.g. {leaks[0][:200]!r}"
 
 
 @pytest.fixture(scope="session")
