@@ -77,6 +77,7 @@ def _flag_words(flag: str) -> str:
         "area_cap_reached": _("所在居民区名额已满"),
         "category_max_reached": _("所在类别名额已满"),
         "below_min_votes": _("票数未达门槛"),
+        "seat_reserved_for_quota": _("名额已留给其他类别的保底名额"),
     }
     return words.get(flag, flag)
 

@@ -549,3 +549,29 @@ def test_greedy_budget_honours_winners_as_a_cap():
     res = rank(entries, ap, [], [], m)
     assert [r["code"] for r in res["rows"] if r["selected"]] == ["A", "B"]
     assert not res["notes"]
+
+
+def test_entries_passed_over_by_reserved_minima_say_why():
+    """When minima take every seat, better-ranked losers are flagged with the reason."""
+    entries = [
+        ent("A", category="x"),
+        ent("B", category="x"),
+        ent("C", category="y"),
+        ent("D", category="z"),
+    ]
+    ap = votes(9, 8, 2, 1)
+    m = Method(
+        public_weight=1,
+        expert_weight=0,
+        winners=2,
+        categories={"x": {"min": 1, "max": 1}, "y": {"min": 1}},
+    )
+    rows = {r["code"]: r for r in rank(entries, ap, [], [], m)["rows"]}
+    assert [c for c in "ABCD" if rows[c]["selected"]] == ["A", "C"]
+    assert rows["B"]["flags"] == ["category_max_reached"]
+    m = Method(
+        public_weight=1, expert_weight=0, winners=2, categories={"y": {"min": 1}, "z": {"min": 1}}
+    )
+    rows = {r["code"]: r for r in rank(entries, ap, [], [], m)["rows"]}
+    assert [c for c in "ABCD" if rows[c]["selected"]] == ["C", "D"]
+    assert rows["A"]["flags"] == rows["B"]["flags"] == ["seat_reserved_for_quota"]

@@ -28,6 +28,8 @@ DEFAULT_AWARD = "入选"
 
 FLAG_INSUFFICIENT = "insufficient_reviews"
 FLAG_BELOW_MIN_VOTES = "below_min_votes"
+# Passed over because the remaining seats were reserved for other categories' minima.
+FLAG_RESERVED = "seat_reserved_for_quota"
 FLAG_AREA_CAP = "area_cap_reached"
 FLAG_CATEGORY_MAX = "category_max_reached"
 
@@ -392,6 +394,27 @@ def _select_top(
             flags[i].append(FLAG_AREA_CAP)
             continue
         take(i)
+
+    # Explain every eligible entry left out above the last winner: a reader of the table
+    # must see why it lost its seat (the fill loop may stop before reaching it when the
+    # reserved minima took every seat).
+    if chosen:
+        rank_of = {i: k for k, i in enumerate(order)}
+        last = max(rank_of[i] for i in chosen)
+        for i in order[:last]:
+            if i in taken or not eligible[i] or flags[i]:
+                continue
+            cat = entries[i].category
+            if (
+                cat in quotas
+                and quotas[cat][1] is not None
+                and per_cat.get(cat, 0) >= quotas[cat][1]
+            ):
+                flags[i].append(FLAG_CATEGORY_MAX)
+            elif area_full(i):
+                flags[i].append(FLAG_AREA_CAP)
+            else:
+                flags[i].append(FLAG_RESERVED)
 
     if len(chosen) < winners:
         notes.append(
