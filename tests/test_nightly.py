@@ -147,3 +147,24 @@ def test_cron_config_registers_nightly_at_two_in_shanghai(client, app, campaigns
     assert Queue(RANKINGS, connection=conn).count == 1
     drain(app)
     assert runs_and_versions(app)["done"] == (["finished"], [1])
+
+
+def test_nightly_success_is_visible_in_metrics(client, app, campaigns):
+    """Operators can alert on a stale nightly: /metrics shows when it last succeeded."""
+
+    def sample(text: str) -> list[str]:
+        return [
+            x
+            for x in text.splitlines()
+            if x.startswith("votes_nightly_last_success_timestamp_seconds ")
+        ]
+
+    assert sample(client.get("/metrics").get_data(as_text=True)) == []
+    jobs.nightly()
+    after = client.get("/metrics").get_data(as_text=True)
+    line = next(
+        x
+        for x in after.splitlines()
+        if x.startswith("votes_nightly_last_success_timestamp_seconds ")
+    )
+    assert abs(float(line.split()[1]) - datetime.now(UTC).timestamp()) < 60

@@ -253,10 +253,18 @@ def run_nightly() -> dict[str, Any]:
 
 def nightly() -> dict[str, Any]:
     """The job that ``rq cron`` enqueues at 02:00 Asia/Shanghai (workers/cron.py)."""
-    from service.extensions import db
+    import time
 
-    with get_app().app_context():
+    from service.extensions import db
+    from service.observability import NIGHTLY_SUCCESS_KEY
+    from service.redis_conn import get_redis
+
+    app = get_app()
+    with app.app_context():
         try:
-            return run_nightly()
+            outcome = run_nightly()
         finally:
             db.session.remove()
+    # For the votes_nightly_last_success_timestamp_seconds gauge (alert when stale).
+    get_redis(app.config["REDIS_URL"]).set(NIGHTLY_SUCCESS_KEY, time.time())
+    return outcome
