@@ -36,7 +36,8 @@ def create_app(config: Config | None = None) -> Flask:
     # fall back to per-process memory (logged) and storage errors are never fatal.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # X-RateLimit-* headers would cost a Redis read on every ballot; 429s carry Retry-After.
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)

@@ -99,7 +99,9 @@ def _load_ballot(data) -> dict:
         raise validation_error(exc.messages) from exc
 
 
-def _cast(campaign, item: dict, channel: str, kiosk_id, codes=None) -> domain.CastResult:
+def _cast(
+    campaign, item: dict, channel: str, kiosk_id, codes=None, isolated=True
+) -> domain.CastResult:
     return domain.cast_ballot(
         campaign,
         ballot_id=item["ballot_id"],
@@ -109,6 +111,7 @@ def _cast(campaign, item: dict, channel: str, kiosk_id, codes=None) -> domain.Ca
         kiosk_id=kiosk_id,
         cast_at=item.get("cast_at"),
         codes=codes,
+        isolated=isolated,
     )
 
 
@@ -147,7 +150,8 @@ class Ballots(MethodView):
                 headers={"WWW-Authenticate": "Bearer"},
             )
         item = _load_ballot(_ballot_payload())
-        result = _cast(campaign, item, channel, kiosk_id)
+        # One ballot per request: no savepoint needed, the request's transaction is its own.
+        result = _cast(campaign, item, channel, kiosk_id, isolated=False)
         db.session.commit()  # committed before the answer
         return result.body(), 200 if result.replayed else 201
 

@@ -14,12 +14,13 @@ import json
 import logging
 import secrets
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
@@ -36,9 +37,20 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=5)
 
 
+@dataclass(frozen=True)
+class BallotRecord:
+    """What the caller needs of a stored ballot (no ORM object on the hot path)."""
+
+    id: str
+    receipt: str
+    accepted_at: datetime
+    channel: str
+    flagged: str | None = None
+
+
 @dataclass
 class CastResult:
-    ballot: Ballot
+    ballot: BallotRecord
     choices: list[str]
     replayed: bool
 
@@ -56,12 +68,12 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def entry_ids(campaign: Campaign) -> dict[str, int]:
-    return dict(
-        db.session.execute(
-            select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
-        ).all()
-    )
+def entry_ids(campaign: Campaign, codes: list[str] | None = None) -> dict[str, int]:
+    """Code -> id for the campaign's entries (only the given codes, when given)."""
+    query = select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
+    if codes is not None:
+        query = query.where(Entry.code.in_(set(codes)))
+    return dict(db.session.execute(query).all())
 
 
 def _check_choices(campaign: Campaign, choices: list[str], codes: dict[str, int]) -> list[str]:
@@ -170,8 +182,8 @@ def normalise_receipt(value: str) -> str:
     return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
-def _replay(existing: Ballot, digest: str) -> CastResult:
-    if existing.content_digest != digest:
+def _replay(existing: Ballot, campaign: Campaign, digest: str) -> CastResult:
+    if existing.campaign_id != campaign.id or existing.content_digest != digest:
         raise ApiError(
             422,
             "ballot_id_reused",
@@ -185,7 +197,10 @@ def _replay(existing: Ballot, digest: str) -> CastResult:
             .where(BallotChoice.ballot_id == existing.id)
         )
     )
-    return CastResult(existing, codes, replayed=True)
+    record = BallotRecord(
+        existing.id, existing.receipt, existing.accepted_at, existing.channel, existing.flagged
+    )
+    return CastResult(record, codes, replayed=True)
 
 
 def cast_ballot(campaign: Campaign, **kwargs) -> CastResult:
@@ -214,11 +229,11 @@ def _cast_ballot(
     kiosk_id: int | None = None,
     cast_at: datetime | None = None,
     codes: dict[str, int] | None = None,
+    isolated: bool = True,
 ) -> CastResult:
     arrived = now()
     ballot_id = str(uuid.UUID(str(ballot_id)))
     voting = campaign.voting or {}
-    codes = codes if codes is not None else entry_ids(campaign)
     if channel not in voting.get("channels", []):
         raise ApiError(
             403,
@@ -244,47 +259,58 @@ def _cast_ballot(
     if channel != "kiosk":
         cast_at = None  # web ballots use server time
     digest = _digest(campaign.id, key, sorted(set(choices)), cast_at)
-    existing = db.session.get(Ballot, ballot_id)
-    if existing is not None:
-        if existing.campaign_id != campaign.id:
-            raise ApiError(
-                422,
-                "ballot_id_reused",
-                "该选票编号已被使用 / ballot_id already used",
-                {"ballot_id": ballot_id},
-            )
-        return _replay(existing, digest)
-    chosen = _check_choices(campaign, choices, codes)
-    effective = _effective_time(campaign, channel, cast_at, arrived)
+    if codes is None:
+        codes = entry_ids(campaign, choices)
+    try:
+        chosen = _check_choices(campaign, choices, codes)
+        effective = _effective_time(campaign, channel, cast_at, arrived)
+    except ApiError:
+        # A retry of a ballot accepted earlier (say, just before closing) replays it;
+        # looked up only here, so the common path costs no extra query.
+        existing = db.session.get(Ballot, ballot_id)
+        if existing is not None:
+            return _replay(existing, campaign, digest)
+        raise
     slot = "once"
     if voting.get("limit") == "daily":
         slot = effective.astimezone(ZoneInfo(campaign.timezone)).date().isoformat()
     nonce = secrets.token_hex(16)
-    ballot = Ballot(
-        id=ballot_id,
-        campaign_id=campaign.id,
-        voter_key=key,
-        dedup_slot=slot,
-        channel=channel,
-        kiosk_id=kiosk_id,
-        cast_at=effective,
-        accepted_at=arrived,
-        content_digest=digest,
-        receipt=make_receipt(ballot_id, campaign.slug, chosen, nonce),
-        nonce=nonce,
-    )
-    ballot.choices = [BallotChoice(entry_id=codes[c], campaign_id=campaign.id) for c in chosen]
+    row = {
+        "id": ballot_id,
+        "campaign_id": campaign.id,
+        "voter_key": key,
+        "dedup_slot": slot,
+        "channel": channel,
+        "kiosk_id": kiosk_id,
+        "cast_at": effective,
+        "accepted_at": arrived,
+        "content_digest": digest,
+        "receipt": make_receipt(ballot_id, campaign.slug, chosen, nonce),
+        "nonce": nonce,
+        "flagged": "burst" if kiosk_id is not None and _is_burst(kiosk_id, arrived) else None,
+    }
+    # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
     try:
-        with db.session.begin_nested():
+        with db.session.begin_nested() if isolated else nullcontext():
             if campaign.rules_locked_at is None:
                 lock_rules(campaign)
-            db.session.add(ballot)
+                db.session.flush()
+            db.session.execute(insert(Ballot), [row])
+            db.session.execute(
+                insert(BallotChoice),
+                [
+                    {"ballot_id": ballot_id, "entry_id": codes[c], "campaign_id": campaign.id}
+                    for c in chosen
+                ],
+            )
     except IntegrityError:
-        # A concurrent request won the race: the same ballot_id, or the same voter.
+        # The constraints settled a race: the same ballot_id, or the same voter and slot.
+        if not isolated:
+            db.session.rollback()
         db.session.expire_all()
         existing = db.session.get(Ballot, ballot_id)
         if existing is not None:
-            return _replay(existing, digest)
+            return _replay(existing, campaign, digest)
         message = (
             "您今天已投过票 / This voter has already voted today"
             if slot != "once"
@@ -293,29 +319,30 @@ def _cast_ballot(
         raise ApiError(
             409, "already_voted", message, {"limit": voting.get("limit", "once")}
         ) from None
-    if kiosk_id is not None:
-        _flag_burst(ballot, arrived)
-    return CastResult(ballot, chosen, replayed=False)
+    record = BallotRecord(ballot_id, row["receipt"], arrived, channel, row["flagged"])
+    return CastResult(record, chosen, replayed=False)
 
 
-def _flag_burst(ballot: Ballot, at: datetime) -> None:
-    """Flag (never drop) a ballot when its kiosk is casting faster than humans do."""
+def _is_burst(kiosk_id: int, at: datetime) -> bool:
+    """Is this kiosk casting faster than humans do? (Flagged, never dropped.)"""
     cfg = current_app.config
     window = timedelta(seconds=cfg["BURST_WINDOW_SECONDS"])
-    # Count at most threshold + 1 rows: the check costs the same however busy the kiosk.
+    # Count at most threshold rows: the check costs the same however busy the kiosk.
     recent_rows = (
         select(Ballot.id)
         .where(
-            Ballot.kiosk_id == ballot.kiosk_id,
+            Ballot.kiosk_id == kiosk_id,
             Ballot.accepted_at > at - window,
             Ballot.accepted_at <= at,
         )
-        .limit(cfg["BURST_MAX_BALLOTS"] + 1)
+        .limit(cfg["BURST_MAX_BALLOTS"])
         .subquery()
     )
-    recent = db.session.scalar(select(func.count()).select_from(recent_rows))
-    if recent > cfg["BURST_MAX_BALLOTS"]:
-        ballot.flagged = "burst"
+    # This ballot is one more: flagged when it takes the kiosk over the threshold.
+    return (
+        db.session.scalar(select(func.count()).select_from(recent_rows)) + 1
+        > cfg["BURST_MAX_BALLOTS"]
+    )
 
 
 def receipt_lookup(receipt: str) -> dict:
