@@ -1,0 +1,452 @@
+"""A real browser: Debian's Chromium, driven by Playwright, against the app over HTTP.
+
+The other form tests read the HTML; these tap it. A resident votes on a phone-sized
+touch screen (tap targets measured), double-taps the submit button, reads errors in
+Chinese and then in English, reads the receipt and waits for the kiosk's meta refresh to
+bring back a fresh form; an expert opens the personal link and scores an entry; the
+published results page is read.
+
+Every page is photographed into ``test-artifacts/browser/`` (git-ignored) for a human to
+look at. No page may log a console error or ask any host but the test server.
+
+Chromium and Playwright are required, not optional: without them these tests fail and
+say how to install them (CI installs both, see ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import ADMIN
+from tests.test_vote_form import OPEN, PHONE, ballot_count, ballots
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# The probe's flags; without the background-networking ones Chromium's own connections
+# are refused by this machine's closed network, many at a time.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+# A phone-sized touch screen; a kiosk tablet is wider, so this is the harder case.
+PHONE_SCREEN = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "zh-CN",
+}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN"}
+MIN_TARGET = 44  # CSS px, WCAG 2.5.5 / Apple HIG
+# The server holds each ballot post this long, so that a double tap's second post is
+# sent while the first is still being answered, as on a slow kiosk network.
+POST_DELAY = 0.4
+RECEIPT_RE = r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}"
+TIMEOUT_MS = 10_000
+
+
+# --- the browser and the server -------------------------------------------------------
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium under Playwright; a missing piece fails the test, with the fix."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.fail(
+            "The Python package playwright is not installed. Install the dev extras: "
+            "`.venv/bin/pip install -e '.[dev]'` (pyproject.toml pins it). Its browser "
+            "download (`playwright install`) is not needed: the tests use Debian's Chromium.",
+            pytrace=False,
+        )
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}. Install Debian's package: "
+            "`apt-get update && apt-get install -y chromium` (or set CHROMIUM to another "
+            "Chromium binary). Playwright's own browser download does not work offline.",
+            pytrace=False,
+        )
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
+            )
+        except Error as exc:
+            pytest.fail(f"Chromium at {CHROMIUM} did not start: {exc}", pytrace=False)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Recorder:
+    """WSGI middleware: what reached the server and what it answered; a delay on ballot
+    posts."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str, str]] = []  # (method, path, status)
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+
+        def recording_start_response(status, headers, exc_info=None):
+            with self.lock:
+                self.seen.append((method, path, status.split()[0]))
+            return start_response(status, headers, exc_info)
+
+        if method == "POST" and path.startswith("/vote/"):
+            time.sleep(POST_DELAY)
+        return self.app(environ, recording_start_response)
+
+    def posts(self, path: str) -> list[str]:
+        """The statuses of the posts to a path, in the order they were answered."""
+        with self.lock:
+            return [status for m, p, status in self.seen if m == "POST" and p == path]
+
+
+@pytest.fixture
+def server(app):
+    """The app on a real socket on 127.0.0.1, in a thread: (base URL, recorder)."""
+    from werkzeug.serving import make_server
+
+    recorder = Recorder(app)
+    httpd = make_server("127.0.0.1", 0, recorder, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}", recorder
+    httpd.shutdown()
+    thread.join(timeout=5)
+
+
+HTTP_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
+
+
+class Watch:
+    """Every request, console error and page error of one browser context.
+
+    Chromium logs a console error for every HTTP error answer, the main document's
+    included. The answers a test expects (a refused ballot re-rendered with 422) are
+    declared with ``expect``; any other console error fails the test.
+    """
+
+    def __init__(self, context, base: str) -> None:
+        self.base = base
+        self.requests: list[str] = []
+        self.console_errors: list[str] = []
+        # The app serves no /favicon.ico; Chromium asks for it once per origin.
+        self.expected: set[tuple[str, int]] = {("/favicon.ico", 404)}
+        context.on("request", lambda request: self.requests.append(request.url))
+        context.on("page", self._page)
+
+    def expect(self, path: str, status: int) -> None:
+        self.expected.add((path, status))
+
+    def _page(self, page) -> None:
+        page.on("console", lambda msg: self._console(page, msg))
+        page.on("pageerror", lambda exc: self.console_errors.append(f"{page.url}: {exc}"))
+
+    def _console(self, page, msg) -> None:
+        if msg.type != "error":
+            return
+        http = HTTP_ERROR_LOG.match(msg.text)
+        url = (msg.location or {}).get("url", "")
+        path = url.removeprefix(self.base) if url.startswith(self.base) else None
+        if http and (path, int(http.group(1))) in self.expected:
+            return
+        self.console_errors.append(f"{page.url}: {msg.text} ({url})")
+
+    def check(self) -> None:
+        assert self.requests, "the browser made no request at all"
+        foreign = [u for u in self.requests if not u.startswith(self.base + "/")]
+        assert foreign == [], f"requests to other hosts than {self.base}: {foreign}"
+        assert self.console_errors == [], f"console errors: {self.console_errors}"
+
+
+@contextmanager
+def browsing(browser, base: str, **options) -> Iterator:
+    """A fresh context (own cookies) and page; at the end, the requests and console."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(TIMEOUT_MS)
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    watch = Watch(context, base)
+    page = context.new_page()
+    try:
+        yield page, watch
+    finally:
+        context.close()
+    watch.check()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def assert_touch_size(page, selector: str) -> None:
+    """Every element matching the selector is at least 44×44 CSS px on screen."""
+    items = page.locator(selector)
+    assert items.count() > 0, f"nothing matches {selector!r}"
+    for i in range(items.count()):
+        item = items.nth(i)
+        item.scroll_into_view_if_needed()
+        box = item.bounding_box()
+        assert box is not None, f"{selector} #{i} is not displayed"
+        assert box["width"] >= MIN_TARGET and box["height"] >= MIN_TARGET, (
+            f"{selector} #{i} is {box['width']:.0f}×{box['height']:.0f} CSS px, "
+            f"smaller than {MIN_TARGET}×{MIN_TARGET}: {item.inner_text()!r}"
+        )
+
+
+def submit(page, selector: str = "form.ballot button[type=submit]"):
+    """Tap a submit button and wait for the answer; returns the main response."""
+    with page.expect_navigation() as nav:
+        page.tap(selector)
+    return nav.value
+
+
+def error_beside(page, code: str, field: str) -> str:
+    """The text of the error shown next to a field (templates/vote.html)."""
+    error = page.locator(f"[data-code={code}]")
+    assert error.count() == 1, page.content()
+    assert error.get_attribute("data-field") == field
+    if field == "choices":
+        assert page.locator("fieldset.choices").get_attribute("aria-describedby") == (
+            "choices-error"
+        )
+    else:
+        described = page.locator("#voter_id").get_attribute("aria-describedby").split()
+        assert error.get_attribute("id") in described
+    assert error.is_visible()
+    return error.inner_text()
+
+
+def checked(page) -> list[str]:
+    boxes = page.locator("input[name=choices]")
+    return [
+        boxes.nth(i).get_attribute("value")
+        for i in range(boxes.count())
+        if boxes.nth(i).is_checked()
+    ]
+
+
+# --- voting ---------------------------------------------------------------------------
+
+
+def test_vote_by_touch_with_errors_a_double_tap_a_receipt_and_a_fresh_form(
+    server, app, clock, make_campaign
+):
+    """A resident on a touch screen: taps the entries, is told in Chinese and then in
+    English what is wrong, double-taps the submit button (counted once), reads the receipt
+    and is back at a fresh, empty form after the refresh."""
+    base, recorder = server
+    make_campaign("c1", voting={"max_choices": 2})
+    clock.set(OPEN)
+
+    with chromium() as browser, browsing(browser, base, **PHONE_SCREEN) as (page, watch):
+        from playwright.sync_api import expect
+
+        response = page.goto(f"{base}/vote/c1")
+        assert response.status == 200
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        assert page.locator("label[for=voter_id]").inner_text() == "手机号"
+        watch.expect("/vote/c1", 422)  # a refused ballot: the form again, with the reason
+        shot(page, "01-vote-form-zh")
+        # Big enough for a finger: every entry, the language link and the submit button.
+        assert_touch_size(page, "label.entry")
+        assert_touch_size(page, "a.lang-switch")
+        assert_touch_size(page, "form.ballot button[type=submit]")
+        assert_touch_size(page, "#voter_id")
+
+        # Three taps where two are allowed: the error is beside the entries, in Chinese.
+        for code in ("A01", "A02", "A03"):
+            page.tap(f"label[for=choice-{code}]")
+        assert checked(page) == ["A01", "A02", "A03"]
+        page.tap("#voter_id")
+        page.fill("#voter_id", PHONE)
+        assert submit(page).status == 422
+        text = error_beside(page, "too_many_choices", "choices")
+        assert "最多只能选择 2 项" in text, text
+        assert checked(page) == ["A01", "A02", "A03"]
+        assert page.input_value("#voter_id") == ""  # the number is not echoed
+        shot(page, "02-error-too-many-zh")
+
+        # One tap off, but a short phone number: the error is beside the number field.
+        page.tap("label[for=choice-A03]")
+        page.tap("#voter_id")
+        page.fill("#voter_id", "1391234")
+        assert submit(page).status == 422
+        text = error_beside(page, "invalid_voter_id", "voter_id")
+        assert "请输入正确的 11 位手机号" in text, text
+        assert page.locator("#voter_id").get_attribute("aria-invalid") == "true"
+        shot(page, "03-error-phone-zh")
+
+        # The language link: the same page in English, and English errors from then on.
+        with page.expect_navigation():
+            page.tap("a.lang-switch")
+        assert page.locator("html").get_attribute("lang") == "en"
+        assert page.locator("label[for=voter_id]").inner_text() == "Mobile number"
+        assert "Submit my ballot" in page.locator("form.ballot button[type=submit]").inner_text()
+        assert "手机号" not in page.locator("main").inner_text()
+        page.tap("label[for=choice-A01]")
+        page.tap("#voter_id")
+        page.fill("#voter_id", "1391234")
+        assert submit(page).status == 422
+        text = error_beside(page, "invalid_voter_id", "voter_id")
+        assert "valid 11-digit mobile" in text, text
+        assert "请输入" not in page.locator("main").inner_text()
+        shot(page, "04-error-phone-en")
+        with page.expect_navigation():
+            page.tap("a.lang-switch")  # back to Chinese, as the kiosk's next voter expects
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        assert ballot_count(app) == 0
+
+        # A valid ballot, and a double tap on the submit button.
+        page.goto(f"{base}/vote/c1")
+        ballot_id = page.locator("input[name=ballot_id]").input_value()
+        page.tap("label[for=choice-A01]")
+        page.tap("label[for=choice-A02]")
+        page.tap("#voter_id")
+        page.fill("#voter_id", PHONE)
+        button = page.locator("form.ballot button[type=submit]")
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.touchscreen.tap(x, y)
+        page.wait_for_timeout(150)  # a quick second tap, while the first is on its way
+        page.touchscreen.tap(x, y)
+        # The second tap aborts the first tap's navigation (page.wait_for_url would report
+        # that abort), so poll for where the page ends up instead.
+        expect(page).to_have_url(re.compile(rf"/vote/c1/receipt/{RECEIPT_RE}$"))
+        expect(page.locator("#receipt-code")).to_be_visible()
+        # Both taps reached the server; the second one replayed the first one's answer.
+        assert recorder.posts("/vote/c1") == ["422"] * 3 + ["303"] * 2, recorder.seen
+        [ballot] = ballots(app)
+        assert ballot.id == ballot_id and ballot.channel == "web"
+
+        # The receipt: the code in words and as a QR code, nothing about the voter.
+        assert page.locator("#receipt-code").inner_text() == ballot.receipt
+        assert page.url.endswith(f"/vote/c1/receipt/{ballot.receipt}")
+        qr = page.locator("div.qr svg.qr")
+        assert qr.count() == 1 and qr.is_visible()
+        qr_box = qr.bounding_box()
+        assert qr_box["width"] >= 120 and qr_box["height"] >= 120, qr_box
+        assert PHONE not in page.content()
+        assert_touch_size(page, ".receipt .next a.button")
+        shot(page, "05-receipt-zh")
+
+        # The meta refresh (8 s) brings back a fresh form for the next voter.
+        page.wait_for_url(f"{base}/vote/c1", timeout=15_000)
+        page.wait_for_load_state()
+        fresh = page.locator("input[name=ballot_id]").input_value()
+        assert uuid.UUID(fresh).version == 4 and fresh != ballot_id
+        assert page.input_value("#voter_id") == ""
+        assert checked(page) == []
+        assert page.locator("[data-code]").count() == 0
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        shot(page, "06-fresh-form-zh")
+        assert ballot_count(app) == 1
+
+
+# --- the expert form and the results page ---------------------------------------------
+
+
+def publish_results(client, app, monkeypatch) -> None:
+    """A ballot, a ranking run and its publication, worked by an in-process RQ worker
+    (as in test_jobs)."""
+    from tests.test_jobs import drain
+    from workers import jobs
+
+    monkeypatch.setattr(jobs, "_app", app)
+    cast = client.post(
+        "/api/v1/campaigns/c1/ballots",
+        json={"ballot_id": str(uuid.uuid4()), "voter_id": PHONE, "choices": ["A01", "A02"]},
+    )
+    assert cast.status_code == 201, cast.json
+    run = client.post("/api/v1/campaigns/c1/rankings", headers=ADMIN)
+    assert run.status_code == 202, run.json
+    drain(app)
+    published = client.post("/api/v1/campaigns/c1/publications", json={}, headers=ADMIN)
+    assert published.status_code == 202, published.json
+    drain(app)
+    assert client.get("/api/v1/campaigns/c1/results").status_code == 200
+
+
+def test_expert_scores_in_the_browser_and_results_render(
+    server, app, client, clock, make_campaign, monkeypatch
+):
+    """An expert opens the personal link, confirms, scores one entry and sees it saved;
+    the published results page renders with its chart."""
+    from service.extensions import db
+    from service.models import Score
+
+    base, _ = server
+    make_campaign("c1")
+    clock.set(OPEN)  # voting and review are both open
+    registered = client.post("/api/v1/campaigns/c1/experts", json={"name": "王建华"}, headers=ADMIN)
+    assert registered.status_code == 201, registered.json
+    review_url = registered.json["review_url"]
+
+    with chromium() as browser, browsing(browser, base, **DESKTOP) as (page, watch):
+        assert page.goto(base + review_url).status == 200
+        assert "王建华" in page.locator("main").inner_text()
+        shot(page, "07-review-login-zh")
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
+        assert page.url == f"{base}/review/c1"
+        assert "评审专家:王建华" in page.locator(".review-expert").inner_text()
+        assert page.locator(".review-entry").count() == 3
+        shot(page, "08-review-page-zh")
+
+        page.fill("#A01-impact", "32.5")
+        page.fill("#A01-novelty", "15")
+        page.fill("#A01-comment", "群众反映好,可推广。")
+        with page.expect_navigation() as nav:
+            page.click("#entry-A01 button[type=submit]")
+        assert nav.value.status == 200
+        assert page.url == f"{base}/review/c1?saved=A01#entry-A01"
+        assert "已保存:A01 24小时热线(第 1 版)" in page.locator(".saved").inner_text()
+        assert "已评分 · 第 1 版" in page.locator("#entry-A01").inner_text()
+        assert "已评 1 项,共 3 项" in page.locator(".review-progress").inner_text()
+        shot(page, "09-review-saved-zh")
+        with app.app_context():
+            [score] = db.session.scalars(select(Score)).all()
+            assert (score.revision, score.comment) == (1, "群众反映好,可推广。")
+
+        # The public results page, once published: the ranking and its SVG chart.
+        publish_results(client, app, monkeypatch)
+        assert page.goto(f"{base}/results/c1").status == 200
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        assert "第 1 版公示" in page.locator(".result-meta").inner_text()
+        assert "24小时热线" in page.locator("main").inner_text()
+        chart = page.locator("svg.chart")
+        assert chart.count() == 1 and chart.is_visible()
+        bars = chart.locator("g.bar")
+        assert [bars.nth(i).get_attribute("data-code") for i in range(bars.count())] == [
+            "A01",
+            "A02",
+            "A03",
+        ]
+        shot(page, "10-results-zh")
+        page.set_viewport_size({"width": 390, "height": 844})
+        shot(page, "11-results-phone-zh")
