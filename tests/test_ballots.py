@@ -435,3 +435,36 @@ def test_raw_phone_number_is_nowhere(client, voting, kiosk, app, caplog):
     assert count_ballots(app) == 2
     for needle in (PHONE, "13912345679", "139-1234-567", "1234567"):
         assert needle not in blob
+
+
+def test_concurrent_uploads_of_one_batch_count_each_ballot_once(
+    app, voting, kiosk, generous_limits
+):
+    """Eight kiosks' worth of simultaneous uploads of one batch: each ballot once."""
+    body = {"ballots": [ballot(["A01"], voter=f"1370000{i:04d}") for i in range(50)]}
+
+    def upload(_):
+        r = app.test_client().post(
+            "/api/v1/campaigns/c1/ballots/batch", json=body, headers=kiosk["headers"]
+        )
+        return [x["status"] for x in r.json["results"]]
+
+    runs = _threads(8, upload)
+    for position in range(50):
+        statuses = sorted(run[position] for run in runs)
+        assert statuses == ["accepted"] + ["replayed"] * 7
+    assert count_ballots(app) == 50
+
+
+def test_batch_flags_bursts_like_ballots_one_by_one(client, voting, kiosk, app):
+    """In a batch, ballots beyond the kiosk's burst threshold are flagged, in order."""
+    app.config["BURST_MAX_BALLOTS"] = 3
+    try:
+        post(client, ballot(voter="13600000000"), headers=kiosk["headers"])
+        body = {"ballots": [ballot(voter=f"1370000000{i}") for i in range(4)]}
+        client.post("/api/v1/campaigns/c1/ballots/batch", json=body, headers=kiosk["headers"])
+    finally:
+        app.config["BURST_MAX_BALLOTS"] = 20
+    group = client.get("/api/v1/campaigns/c1/anomalies", headers=ADMIN).json["anomalies"][0]
+    flagged = {b["ballot_id"] for b in group["ballots"]}
+    assert flagged == {b["ballot_id"] for b in body["ballots"][2:]}

@@ -176,34 +176,35 @@ class BallotBatch(MethodView):
                 f"每批最多 {MAX_BATCH} 张 / at most {MAX_BATCH} ballots per batch",
                 {"max": MAX_BATCH, "got": len(items)},
             )
-        codes = domain.entry_ids(campaign)
-        results = []
+        loaded: list[dict | ApiError] = []
         for raw in items:
-            ballot_id = raw.get("ballot_id") if isinstance(raw, dict) else None
             try:
-                item = _load_ballot(raw if isinstance(raw, dict) else {})
-                result = _cast(campaign, item, "kiosk", kiosk_id, codes)
+                loaded.append(_load_ballot(raw if isinstance(raw, dict) else {}))
             except ApiError as exc:
+                loaded.append(exc)
+        results = []
+        for raw, outcome in zip(items, domain.cast_batch(campaign, loaded, kiosk_id), strict=True):
+            if isinstance(outcome, ApiError):
                 results.append(
                     {
-                        "ballot_id": ballot_id,
+                        "ballot_id": raw.get("ballot_id") if isinstance(raw, dict) else None,
                         "status": "rejected",
                         "error": {
-                            "code": exc.code,
-                            "message": exc.message,
-                            **({"details": exc.details} if exc.details else {}),
+                            "code": outcome.code,
+                            "message": outcome.message,
+                            **({"details": outcome.details} if outcome.details else {}),
                         },
                     }
                 )
-                continue
-            results.append(
-                {
-                    "ballot_id": result.ballot.id,
-                    "status": "replayed" if result.replayed else "accepted",
-                    "receipt": result.ballot.receipt,
-                    "accepted_at": result.body()["accepted_at"],
-                }
-            )
+            else:
+                results.append(
+                    {
+                        "ballot_id": outcome.ballot.id,
+                        "status": "replayed" if outcome.replayed else "accepted",
+                        "receipt": outcome.ballot.receipt,
+                        "accepted_at": outcome.body()["accepted_at"],
+                    }
+                )
         db.session.commit()
         return {"results": results}
 

@@ -219,23 +219,33 @@ def cast_ballot(campaign: Campaign, **kwargs) -> CastResult:
     return result
 
 
-def _cast_ballot(
+@dataclass
+class _Prepared:
+    row: dict
+    chosen: list[str]
+    digest: str
+    slot: str
+
+
+def _prepare(
     campaign: Campaign,
     *,
-    ballot_id: str | uuid.UUID,
+    ballot_id: str,
     voter_id: object,
     choices: list[str],
     channel: str,
-    kiosk_id: int | None = None,
-    cast_at: datetime | None = None,
-    codes: dict[str, int] | None = None,
-    isolated: bool = True,
-) -> CastResult:
-    arrived = now()
-    ballot_id = str(uuid.UUID(str(ballot_id)))
+    kiosk_id: int | None,
+    cast_at: datetime | None,
+    codes: dict[str, int],
+    arrived: datetime,
+) -> tuple[str | None, _Prepared | ApiError]:
+    """Check one ballot against the campaign's rules, without touching the database.
+
+    Returns (content digest or None, the row to insert or the refusal).
+    """
     voting = campaign.voting or {}
     if channel not in voting.get("channels", []):
-        raise ApiError(
+        return None, ApiError(
             403,
             "channel_not_allowed",
             f"本次评选不接受{'终端' if channel == 'kiosk' else '网页'}投票 / "
@@ -246,11 +256,11 @@ def _cast_ballot(
             current_app.config["VOTER_PEPPER"], voting.get("voter_id", "cn_mobile"), voter_id
         )
     except InvalidVoterId as exc:
-        raise ApiError(
+        return None, ApiError(
             422, "invalid_voter_id", str(exc), {"kind": voting.get("voter_id", "cn_mobile")}
-        ) from None
+        )
     if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-        raise ApiError(
+        return None, ApiError(
             422,
             "validation_error",
             "choices 须为编号列表 / choices must be codes",
@@ -259,18 +269,11 @@ def _cast_ballot(
     if channel != "kiosk":
         cast_at = None  # web ballots use server time
     digest = _digest(campaign.id, key, sorted(set(choices)), cast_at)
-    if codes is None:
-        codes = entry_ids(campaign, choices)
     try:
         chosen = _check_choices(campaign, choices, codes)
         effective = _effective_time(campaign, channel, cast_at, arrived)
-    except ApiError:
-        # A retry of a ballot accepted earlier (say, just before closing) replays it;
-        # looked up only here, so the common path costs no extra query.
-        existing = db.session.get(Ballot, ballot_id)
-        if existing is not None:
-            return _replay(existing, campaign, digest)
-        raise
+    except ApiError as exc:
+        return digest, exc
     slot = "once"
     if voting.get("limit") == "daily":
         slot = effective.astimezone(ZoneInfo(campaign.timezone)).date().isoformat()
@@ -287,22 +290,74 @@ def _cast_ballot(
         "content_digest": digest,
         "receipt": make_receipt(ballot_id, campaign.slug, chosen, nonce),
         "nonce": nonce,
-        "flagged": "burst" if kiosk_id is not None and _is_burst(kiosk_id, arrived) else None,
+        "flagged": None,
     }
+    return digest, _Prepared(row, chosen, digest, slot)
+
+
+def _choice_rows(campaign: Campaign, prepared: _Prepared, codes: dict[str, int]) -> list[dict]:
+    return [
+        {"ballot_id": prepared.row["id"], "entry_id": codes[c], "campaign_id": campaign.id}
+        for c in prepared.chosen
+    ]
+
+
+def _already_voted(campaign: Campaign, slot: str) -> ApiError:
+    message = (
+        "您今天已投过票 / This voter has already voted today"
+        if slot != "once"
+        else "您已投过票 / This voter has already voted"
+    )
+    return ApiError(
+        409, "already_voted", message, {"limit": (campaign.voting or {}).get("limit", "once")}
+    )
+
+
+def _cast_ballot(
+    campaign: Campaign,
+    *,
+    ballot_id: str | uuid.UUID,
+    voter_id: object,
+    choices: list[str],
+    channel: str,
+    kiosk_id: int | None = None,
+    cast_at: datetime | None = None,
+    codes: dict[str, int] | None = None,
+    isolated: bool = True,
+) -> CastResult:
+    arrived = now()
+    ballot_id = str(uuid.UUID(str(ballot_id)))
+    if codes is None:
+        codes = entry_ids(campaign, choices if isinstance(choices, list) else [])
+    digest, prepared = _prepare(
+        campaign,
+        ballot_id=ballot_id,
+        voter_id=voter_id,
+        choices=choices,
+        channel=channel,
+        kiosk_id=kiosk_id,
+        cast_at=cast_at,
+        codes=codes,
+        arrived=arrived,
+    )
+    if isinstance(prepared, ApiError):
+        if digest is not None:
+            # A retry of a ballot accepted earlier (say, just before closing) replays it;
+            # looked up only here, so the common path costs no extra query.
+            existing = db.session.get(Ballot, ballot_id)
+            if existing is not None:
+                return _replay(existing, campaign, digest)
+        raise prepared
+    if kiosk_id is not None and _is_burst(kiosk_id, arrived):
+        prepared.row["flagged"] = "burst"
     # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
     try:
         with db.session.begin_nested() if isolated else nullcontext():
             if campaign.rules_locked_at is None:
                 lock_rules(campaign)
                 db.session.flush()
-            db.session.execute(insert(Ballot), [row])
-            db.session.execute(
-                insert(BallotChoice),
-                [
-                    {"ballot_id": ballot_id, "entry_id": codes[c], "campaign_id": campaign.id}
-                    for c in chosen
-                ],
-            )
+            db.session.execute(insert(Ballot), [prepared.row])
+            db.session.execute(insert(BallotChoice), _choice_rows(campaign, prepared, codes))
     except IntegrityError:
         # The constraints settled a race: the same ballot_id, or the same voter and slot.
         if not isolated:
@@ -311,23 +366,133 @@ def _cast_ballot(
         existing = db.session.get(Ballot, ballot_id)
         if existing is not None:
             return _replay(existing, campaign, digest)
-        message = (
-            "您今天已投过票 / This voter has already voted today"
-            if slot != "once"
-            else "您已投过票 / This voter has already voted"
+        raise _already_voted(campaign, prepared.slot) from None
+    row = prepared.row
+    record = BallotRecord(ballot_id, row["receipt"], arrived, row["channel"], row["flagged"])
+    return CastResult(record, prepared.chosen, replayed=False)
+
+
+def cast_batch(
+    campaign: Campaign, items: list[dict | ApiError], kiosk_id: int
+) -> list[CastResult | ApiError]:
+    """A kiosk's offline batch, set-based: one lookup, one multi-row insert per table.
+
+    Same outcome as casting the ballots one by one in order (replays, refusals, one
+    ballot per voter, burst flags), but a few statements for the whole batch. Only
+    ballots that hit a uniqueness conflict take the one-by-one path (in a savepoint).
+    ``items`` are loaded ballots (dicts) or the validation error of an item.
+    """
+    arrived = now()
+    codes = entry_ids(campaign)
+    outcome: list[CastResult | ApiError | None] = [None] * len(items)
+    prepared: dict[int, tuple[str | None, _Prepared | ApiError]] = {}
+    for n, item in enumerate(items):
+        if isinstance(item, ApiError):
+            outcome[n] = item
+            continue
+        item["ballot_id"] = str(uuid.UUID(str(item["ballot_id"])))
+        prepared[n] = _prepare(
+            campaign,
+            ballot_id=item["ballot_id"],
+            voter_id=item["voter_id"],
+            choices=item["choices"],
+            channel="kiosk",
+            kiosk_id=kiosk_id,
+            cast_at=item.get("cast_at"),
+            codes=codes,
+            arrived=arrived,
         )
-        raise ApiError(
-            409, "already_voted", message, {"limit": voting.get("limit", "once")}
-        ) from None
-    record = BallotRecord(ballot_id, row["receipt"], arrived, channel, row["flagged"])
-    return CastResult(record, chosen, replayed=False)
+    ids = {items[n]["ballot_id"] for n in prepared}
+    existing = {b.id: b for b in db.session.scalars(select(Ballot).where(Ballot.id.in_(ids)))}
+    new: list[int] = []
+    seen: dict[str, int] = {}
+    for n, (digest, prep) in prepared.items():
+        ballot_id = items[n]["ballot_id"]
+        if ballot_id in existing and digest is not None:
+            outcome[n] = _replay_or_error(existing[ballot_id], campaign, digest)
+        elif isinstance(prep, ApiError):
+            outcome[n] = prep
+        elif ballot_id in seen:
+            new.append(n)  # resolved after the insert, against its twin
+        else:
+            seen[ballot_id] = n
+            new.append(n)
+    first = [n for n in new if seen.get(items[n]["ballot_id"]) == n]
+    if first:
+        recent = _recent_count(kiosk_id, arrived)
+        limit = current_app.config["BURST_MAX_BALLOTS"]
+        for k, n in enumerate(first):
+            if recent + k + 1 > limit:
+                prepared[n][1].row["flagged"] = "burst"
+        if campaign.rules_locked_at is None:
+            lock_rules(campaign)
+            db.session.flush()
+        inserted = _insert_new(db.session, [prepared[n][1].row for n in first])
+        choice_rows = [
+            c
+            for n in first
+            if items[n]["ballot_id"] in inserted
+            for c in _choice_rows(campaign, prepared[n][1], codes)
+        ]
+        if choice_rows:
+            db.session.execute(insert(BallotChoice), choice_rows)
+    else:
+        inserted = set()
+    for n in new:
+        prep = prepared[n][1]
+        if seen[items[n]["ballot_id"]] == n and items[n]["ballot_id"] in inserted:
+            row = prep.row
+            record = BallotRecord(row["id"], row["receipt"], arrived, "kiosk", row["flagged"])
+            outcome[n] = CastResult(record, prep.chosen, replayed=False)
+            continue
+        # A conflict (same voter, same id twice, a concurrent upload): the one-by-one
+        # path settles it exactly as for a single ballot.
+        try:
+            outcome[n] = _cast_ballot(
+                campaign,
+                ballot_id=items[n]["ballot_id"],
+                voter_id=items[n]["voter_id"],
+                choices=items[n]["choices"],
+                channel="kiosk",
+                kiosk_id=kiosk_id,
+                cast_at=items[n].get("cast_at"),
+                codes=codes,
+            )
+        except ApiError as exc:
+            outcome[n] = exc
+    for result in outcome:
+        if isinstance(result, ApiError):
+            BALLOTS.labels(result.code).inc()
+        else:
+            BALLOTS.labels("replayed" if result.replayed else "accepted").inc()
+    return outcome
 
 
-def _is_burst(kiosk_id: int, at: datetime) -> bool:
-    """Is this kiosk casting faster than humans do? (Flagged, never dropped.)"""
+def _replay_or_error(existing: Ballot, campaign: Campaign, digest: str) -> CastResult | ApiError:
+    try:
+        return _replay(existing, campaign, digest)
+    except ApiError as exc:
+        return exc
+
+
+def _insert_new(session, rows: list[dict]) -> set[str]:
+    """Multi-row insert that skips conflicting rows; returns the ids it inserted."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = (
+        dialect_insert(Ballot.__table__).on_conflict_do_nothing().returning(Ballot.__table__.c.id)
+    )
+    return set(session.execute(statement, rows).scalars()) if rows else set()
+
+
+def _recent_count(kiosk_id: int, at: datetime) -> int:
+    """Ballots of this kiosk in the burst window, counted up to the threshold only (so
+    the check costs the same however busy the kiosk)."""
     cfg = current_app.config
     window = timedelta(seconds=cfg["BURST_WINDOW_SECONDS"])
-    # Count at most threshold rows: the check costs the same however busy the kiosk.
     recent_rows = (
         select(Ballot.id)
         .where(
@@ -338,11 +503,13 @@ def _is_burst(kiosk_id: int, at: datetime) -> bool:
         .limit(cfg["BURST_MAX_BALLOTS"])
         .subquery()
     )
-    # This ballot is one more: flagged when it takes the kiosk over the threshold.
-    return (
-        db.session.scalar(select(func.count()).select_from(recent_rows)) + 1
-        > cfg["BURST_MAX_BALLOTS"]
-    )
+    return db.session.scalar(select(func.count()).select_from(recent_rows))
+
+
+def _is_burst(kiosk_id: int, at: datetime) -> bool:
+    """Is this kiosk casting faster than humans do? (Flagged, never dropped.) This
+    ballot is one more: flagged when it takes the kiosk over the threshold."""
+    return _recent_count(kiosk_id, at) + 1 > current_app.config["BURST_MAX_BALLOTS"]
 
 
 def receipt_lookup(receipt: str) -> dict:
