@@ -643,3 +643,26 @@ def test_vote_over_real_http(live_server, app, open_campaign):
     [ballot] = ballots(app)
     assert ballot.receipt in receipt.html
     assert ballot.channel == "web"
+
+
+def test_receipt_on_a_kiosk_has_no_links_away(client, make_campaign, clock):
+    """On an enrolled kiosk the receipt page offers no link that would strand the kiosk."""
+    import uuid
+    from datetime import datetime
+
+    from tests.conftest import ADMIN
+
+    make_campaign()
+    clock.set(datetime.fromisoformat("2026-11-22T10:00:00+08:00"))
+    token = client.post("/api/v1/kiosks", json={"name": "k"}, headers=ADMIN).json["token"]
+    receipt = client.post(
+        "/api/v1/campaigns/c1/ballots",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"ballot_id": str(uuid.uuid4()), "voter_id": "13712345678", "choices": ["A01"]},
+    ).json["receipt"]
+    web_page = client.get(f"/vote/c1/receipt/{receipt}").get_data(as_text=True)
+    assert 'href="/api/v1/receipts/' in web_page
+    client.set_cookie("votes_kiosk", token)
+    kiosk_page = client.get(f"/vote/c1/receipt/{receipt}").get_data(as_text=True)
+    assert f"/api/v1/receipts/{receipt}" in kiosk_page
+    assert 'href="/api/v1/receipts/' not in kiosk_page and "/receipt?code=" not in kiosk_page

@@ -277,6 +277,9 @@ def receipt(slug: str, receipt: str):
         qr_svg=qr,
         seconds=RECEIPT_SECONDS,
         vote_url=url_for("web.vote", slug=campaign.slug),
+        # On a kiosk a link would leave the page that returns to the form for the next
+        # voter: the lookup addresses are shown as text to note down, not to follow.
+        on_kiosk=current_device().is_kiosk,
     )
     return _no_store(make_response(html))
 
