@@ -28,9 +28,11 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.ensure_ascii = False
 
     if not app.config.get("REDIS_URL"):
-        from .redis_conn import ensure_embedded_redis
+        from .redis_conn import embedded_url
 
-        app.config["REDIS_URL"] = ensure_embedded_redis()
+        # The embedded server starts on first use (get_redis), not here: commands such
+        # as `votes db upgrade` must not leave a redis-server behind.
+        app.config["REDIS_URL"] = embedded_url()
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_uri(app.config["REDIS_URL"]))
     # A Redis outage must not stop voting: the database is the source of truth. Limits
     # fall back to per-process memory (logged) and storage errors are never fatal.

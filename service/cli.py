@@ -255,6 +255,12 @@ def _redis_url() -> str:
     import redis as redis_lib
 
     url = current_app.config["REDIS_URL"]
+    from .redis_conn import autostart_allowed, embedded_url, ensure_embedded_redis
+
+    if url == embedded_url() and autostart_allowed():
+        # Standalone `votes serve`/`worker`/`cron` without REDIS_URL: start (or find) the
+        # embedded server. Under `votes up` the Procfile's redis process provides it.
+        ensure_embedded_redis()
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -300,6 +306,9 @@ def worker(burst: bool) -> None:
         "rq.cli",
         "worker",
         "--with-scheduler",
+        # creates the app once, before forking a work-horse per job (workers/worker.py)
+        "--worker-class",
+        "workers.worker.VotesWorker",
         "--url",
         _redis_url(),
         "rankings",
@@ -347,6 +356,7 @@ def up() -> None:
     processes = ["web", "worker", "cron"]
     if not env_str("REDIS_URL"):
         env["REDIS_URL"] = embedded_url()
+        env["VOTES_EMBEDDED_REDIS_EXTERNAL"] = "1"  # the Procfile's redis process runs it
         processes.append("redis")
     if not env_str("ADMIN_TOKEN"):
         token_file = instance_dir() / "admin_token.txt"

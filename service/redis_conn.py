@@ -23,6 +23,11 @@ def embedded_socket() -> Path:
     return instance_dir() / "redis.sock"
 
 
+def autostart_allowed() -> bool:
+    """False under `votes up`, where the Procfile's redis process owns the socket."""
+    return not os.environ.get("VOTES_EMBEDDED_REDIS_EXTERNAL")
+
+
 def embedded_url() -> str:
     return f"unix://{embedded_socket()}"
 
@@ -87,6 +92,8 @@ def redis_url(app_config: dict | None = None) -> str:
 
 def get_redis(url: str | None = None) -> redis.Redis:
     url = url or redis_url()
+    if url == embedded_url() and url not in _clients and autostart_allowed():
+        ensure_embedded_redis()
     client = _clients.get(url)
     if client is None or os.getpid() != getattr(client, "_votes_pid", None):
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)

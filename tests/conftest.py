@@ -72,6 +72,10 @@ def app():
     from service.extensions import db
 
     application = create_app(TestConfig())
+    if not os.environ.get("REDIS_URL"):
+        from service.redis_conn import ensure_embedded_redis
+
+        ensure_embedded_redis()  # the suite's own embedded server, shut down at the end
     with application.app_context():
         # Start from an empty database so the migration runs from scratch.
         db.drop_all()
