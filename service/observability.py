@@ -93,6 +93,13 @@ def configure_logging(level: str | None = None) -> None:
     ]
     root.addHandler(handler)
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+    # rq's command line gives its loggers a plain handler of their own: every worker line
+    # came out twice, once not as JSON. Its records now go through the root handler only.
+    for name in ("rq", "rq.worker", "rq.scheduler", "rq.job", "rq.queue"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = True
 
 
 def init_app(app: Flask) -> None:

@@ -95,3 +95,25 @@ def test_metrics_count_scores_by_outcome(client, make_campaign, clock):
             before, "votes_scores_total", outcome=outcome
         )
         assert delta == 1, outcome
+
+
+def test_worker_log_lines_are_json_once(monkeypatch):
+    """rq's own plain handler is removed, so a worker line is printed once, as JSON."""
+    import sys
+
+    from service import observability
+
+    rq_logger = logging.getLogger("rq.worker")
+    plain = logging.StreamHandler(sys.stdout)
+    rq_logger.addHandler(plain)
+    root = logging.getLogger()
+    monkeypatch.setattr(
+        root, "handlers", [h for h in root.handlers if not getattr(h, "_votes_json", False)]
+    )
+    observability.configure_logging()
+    try:
+        assert plain not in rq_logger.handlers and rq_logger.propagate
+        assert any(getattr(h, "_votes_json", False) for h in root.handlers)
+    finally:
+        for h in [h for h in root.handlers if getattr(h, "_votes_json", False)]:
+            root.removeHandler(h)
