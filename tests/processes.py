@@ -157,6 +157,15 @@ def gunicorn(env: dict[str, str], logdir: Path, port: int) -> Process:
     )
 
 
+def migrate(env: dict[str, str], command: list[str] | None = None) -> None:
+    """Apply the migrations as the compose `migrate` service does (`votes db upgrade`)."""
+    argv = command or [sys.executable, "-m", "service.cli"]
+    result = subprocess.run(
+        [*argv, "db", "upgrade"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def wait_healthy(base: str, timeout: float = 60) -> None:
     def ok():
         try:

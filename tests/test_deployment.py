@@ -10,7 +10,6 @@ lost.
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,12 +22,12 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import ADMIN, campaign_doc
 from tests.processes import (
-    ROOT,
     PostgresServer,
     Process,
     RedisServer,
     free_port,
     http,
+    migrate,
     wait_healthy,
     wait_until,
 )
@@ -54,10 +53,7 @@ def stack(tmp_path):
     }
     processes = {}
     try:
-        migrate = subprocess.run(
-            [VOTES, "db", "upgrade"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-        )
-        assert migrate.returncode == 0, migrate.stderr
+        migrate(env, [VOTES])
         for name, argv in (
             ("web", [VOTES, "serve"]),
             ("worker", [VOTES, "worker"]),

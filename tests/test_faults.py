@@ -20,6 +20,7 @@ from tests.processes import (
     free_port,
     gunicorn,
     http,
+    migrate,
     wait_healthy,
     wait_until,
 )
@@ -104,20 +105,8 @@ def test_postgres_down_503_no_partial_write_and_recovery(logdir):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": pg.url, "REDIS_URL": redis_server.url}
-    import subprocess
-    import sys
 
-    from tests.processes import ROOT
-
-    migrated = subprocess.run(
-        [sys.executable, "-m", "service.cli", "db", "upgrade"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert migrated.returncode == 0, migrated.stderr
+    migrate(env)
     web = gunicorn(env, logdir, port).start()
     engine = create_engine(pg.url.replace("postgresql://", "postgresql+psycopg://"))
     try:

@@ -1,13 +1,13 @@
 """The Alembic migration builds the whole schema on an empty database."""
 
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
+
+from tests.processes import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
@@ -33,15 +33,7 @@ TABLES = {
 
 def _upgrade(url: str, tmp_path) -> None:
     env = {**os.environ, "DATABASE_URL": url, "VOTES_INSTANCE": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    migrate(env)
 
 
 def _check(url: str) -> None:
