@@ -183,15 +183,20 @@ def pb() -> None:
 @pb.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--slug", default=None, help="Campaign slug (default: from the file's META).")
+@click.option(
+    "--timezone",
+    default=None,
+    help="Campaign time zone (default: the META country's, else Asia/Shanghai).",
+)
 @with_appcontext
-def pb_import(file: Path, slug: str | None) -> None:
+def pb_import(file: Path, slug: str | None, timezone: str | None) -> None:
     """Create a campaign with the projects and approval ballots of a .pb file."""
     from .errors import ApiError
     from .extensions import db
     from .pb import import_pb
 
     try:
-        created, cast = import_pb(file.read_text(encoding="utf-8-sig"), slug)
+        created, cast = import_pb(file.read_text(encoding="utf-8-sig"), slug, timezone=timezone)
         db.session.commit()
     except ApiError as exc:
         db.session.rollback()

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from marshmallow import ValidationError
 from sqlalchemy import select
 
 from schemas.campaign import CampaignSchema
 from workers.ranking import pabulib
 from workers.ranking.types import RankingError
 
-from .clock import frozen
+from .clock import frozen, now
 from .domain.ballots import cast_ballot, entry_ids
 from .domain.campaigns import create_campaign, list_entries
 from .domain.publications import latest_publication
@@ -39,6 +41,23 @@ RULE_TO_PB = {
     "greedy_budget_no_skip": "greedy-no-skip",
     "equal_shares": "equalshares/add1",
 }
+# The time zone of an imported campaign when the import does not name one: the country's
+# (pabulib's dates are local dates), else the service's default.
+COUNTRY_TIMEZONES = {
+    "Poland": "Europe/Warsaw",
+    "France": "Europe/Paris",
+    "Netherlands": "Europe/Amsterdam",
+    "Germany": "Europe/Berlin",
+    "Switzerland": "Europe/Zurich",
+    "Belgium": "Europe/Brussels",
+    "Spain": "Europe/Madrid",
+    "Italy": "Europe/Rome",
+    "Portugal": "Europe/Lisbon",
+    "Czechia": "Europe/Prague",
+    "China": "Asia/Shanghai",
+}
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+PB_DATE = "%d.%m.%Y"
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
@@ -53,8 +72,51 @@ def _error(exc: RankingError) -> ApiError:
     return ApiError(422, exc.code, exc.message, exc.details)
 
 
-def import_pb(text: str, slug: str | None = None, actor: str = "cli") -> tuple[Campaign, int]:
-    """Create a campaign from a .pb file; returns (campaign, ballots cast). All or nothing."""
+def _pb_date(text: str | None) -> date | None:
+    """A META date: pabulib writes ``DD.MM.YYYY``; ISO ``YYYY-MM-DD`` is accepted too."""
+    for fmt in (PB_DATE, "%Y-%m-%d"):
+        try:
+            return datetime.strptime((text or "").strip(), fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _window(meta: dict[str, str], tz: str, now: datetime) -> tuple[datetime, datetime]:
+    """The voting window of an imported campaign.
+
+    With valid ``date_begin``/``date_end`` that lie in the past: from 00:00 on
+    date_begin to 24:00 on date_end, campaign-local time (the dates are whole local
+    days). Otherwise (no dates, unreadable, reversed or not yet over) the ballots are
+    history placed in the day before the import, as before.
+    """
+    begin, end = _pb_date(meta.get("date_begin")), _pb_date(meta.get("date_end"))
+    if begin is not None and end is not None and begin <= end:
+        zone = ZoneInfo(tz)
+        opens = datetime.combine(begin, time(0, 0), zone)
+        closes = datetime.combine(end + timedelta(days=1), time(0, 0), zone)
+        if closes <= now:
+            return opens, closes
+    return now - timedelta(days=1), now
+
+
+def _int_meta(meta: dict[str, str], key: str) -> int | None:
+    try:
+        value = int(float(meta.get(key, "").strip()))
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def import_pb(
+    text: str, slug: str | None = None, actor: str = "cli", timezone: str | None = None
+) -> tuple[Campaign, int]:
+    """Create a campaign from a .pb file; returns (campaign, ballots cast). All or nothing.
+
+    The file's META is kept with the campaign (``pb_meta``) for export; its dates set the
+    voting window and its ``min_length``/``max_length`` the choice limits, where the
+    ballots allow them.
+    """
     try:
         inst = pabulib.parse(text)
         if inst.vote_type not in pabulib.APPROVAL_VOTE_TYPES:
@@ -83,20 +145,25 @@ def import_pb(text: str, slug: str | None = None, actor: str = "cli") -> tuple[C
             "项目编号不可用作参评编号 / project ids cannot be used as entry codes",
             {"project_ids": bad[:20]},
         )
-    longest = max((len(b) for b in ballots), default=1)
-    # The ballots are history: the window is set in the past around their import.
-    closes = datetime.now(UTC).replace(microsecond=0)
-    opens = closes - timedelta(days=1)
+    lengths = [len(b) for b in ballots if b]
+    longest, shortest = max(lengths, default=1), min(lengths, default=1)
+    # The file's limits when its ballots keep them; otherwise what the ballots need.
+    low, high = _int_meta(inst.meta, "min_length"), _int_meta(inst.meta, "max_length")
+    min_choices = low if low is not None and low <= shortest else 1
+    max_choices = high if high is not None and high >= max(longest, min_choices) else longest
+    tz = timezone or COUNTRY_TIMEZONES.get(inst.meta.get("country", "").strip(), DEFAULT_TIMEZONE)
+    opens, closes = _window(inst.meta, tz, now().astimezone(UTC).replace(microsecond=0))
     doc = {
         "slug": slug or _slug(inst.meta),
+        "timezone": tz,
         "title": (inst.meta.get("description") or inst.meta.get("unit") or "pabulib")[:300],
         "description": f"pabulib: {inst.meta.get('country', '')} {inst.meta.get('unit', '')} "
         f"{inst.meta.get('instance', '')}".strip(),
         "voting": {
             "opens_at": opens.isoformat(),
             "closes_at": closes.isoformat(),
-            "min_choices": 1,
-            "max_choices": max(1, longest),
+            "min_choices": min_choices,
+            "max_choices": max(1, max_choices),
             "limit": "once",
             "voter_id": "member_code",
             "channels": ["web"],
@@ -114,9 +181,15 @@ def import_pb(text: str, slug: str | None = None, actor: str = "cli") -> tuple[C
             "min_votes": int(float(inst.meta.get("min_project_score_threshold") or 0)),
         },
     }
-    data = CampaignSchema().load(doc)
+    try:
+        data = CampaignSchema().load(doc)
+    except ValidationError as exc:  # e.g. an unknown --timezone
+        raise ApiError(
+            422, "validation_error", "导入的活动无效 / invalid campaign", {"fields": exc.messages}
+        ) from exc
     with frozen(opens - timedelta(hours=1)):
         campaign = create_campaign(data, actor)
+        campaign.pb_meta = [[key, value] for key, value in inst.meta.items()]
         db.session.add_all(
             Entry(
                 campaign_id=campaign.id,
@@ -184,18 +257,35 @@ def export_pb(campaign: Campaign) -> str:
         {r["code"] for r in publication.document["rows"] if r["selected"]} if publication else None
     )
     selection = campaign.selection or {}
-    meta: dict[str, Any] = {
-        "description": campaign.title,
+    voting = campaign.voting or {}
+    derived: dict[str, Any] = {
         "num_projects": len(entries),
         "num_votes": len(ballots),
         "budget": selection.get("budget") or sum(e.cost or 0 for e in entries),
         "vote_type": "approval",
         "rule": RULE_TO_PB.get(selection.get("rule"), "greedy"),
-        "min_length": (campaign.voting or {}).get("min_choices", 1),
-        "max_length": (campaign.voting or {}).get("max_choices", 1),
+        "min_length": voting.get("min_choices", 1),
+        "max_length": voting.get("max_choices", 1),
     }
     if selection.get("min_votes"):
-        meta["min_project_score_threshold"] = selection["min_votes"]
+        derived["min_project_score_threshold"] = selection["min_votes"]
+    stored = {key: value for key, value in (campaign.pb_meta or [])}
+    if campaign.pb_meta is None:
+        # A campaign made here: its title and its voting window as local dates.
+        zone = ZoneInfo(campaign.timezone)
+        meta: dict[str, str] = {"description": campaign.title}
+        if voting.get("opens_at") and voting.get("closes_at"):
+            opens = datetime.fromisoformat(voting["opens_at"]).astimezone(zone)
+            closes = datetime.fromisoformat(voting["closes_at"]).astimezone(zone)
+            meta["date_begin"] = opens.strftime(PB_DATE)
+            meta["date_end"] = (closes - timedelta(microseconds=1)).strftime(PB_DATE)
+    else:
+        meta = dict(stored)  # the file's META, in its order, as it was read
+    for key, value in derived.items():
+        text = _text(value)
+        # The file's spelling wins when it says the same number ("400000.0").
+        if not _same(stored.get(key), text):
+            meta[key] = text
     projects = []
     for e in entries:
         project = {
@@ -212,11 +302,22 @@ def export_pb(campaign: Campaign) -> str:
     # Voters appear by receipt code: nothing that identifies a person leaves the service.
     votes = [{"voter_id": receipt, "vote": ",".join(codes)} for receipt, codes in ballots.items()]
     inst = pabulib.PbInstance(
-        meta={k: _text(v) for k, v in meta.items()},
+        meta=meta,
         projects=[{k: _text(v) for k, v in p.items()} for p in projects],
         votes=votes,
     )
     return pabulib.dumps(inst)
+
+
+def _same(stored: str | None, text: str) -> bool:
+    if stored is None:
+        return False
+    if stored == text:
+        return True
+    try:
+        return float(stored) == float(text)
+    except ValueError:
+        return False
 
 
 def _text(value: Any) -> str:

@@ -17,6 +17,7 @@ from tests.conftest import ADMIN, error_code
 from tests.test_jobs import (
     VOTES,
     add_ballots,
+    add_scores,
     drain,
     exclude,
     get_run,
@@ -286,3 +287,117 @@ def test_receipt_proofs_verify_against_the_published_root(
             "campaign": "c1",
             "status": "recorded",
         }
+
+
+# --- recomputing a published score from the document alone (issue 19) -------------------
+
+APPEAL_ENTRIES = [
+    {"code": f"B0{i}", "title": f"项目{i}", "category": "社区", "area": f"片区{i}", "cost": 1000}
+    for i in range(1, 8)
+]
+# The experts' sheets: entry -> (impact /40, novelty /20) per expert E1..E5. E5 is harsh
+# except on B01, where the additive fit lifts it above 100 (published clipped); B07 has
+# no review at all.
+APPEAL_SHEETS = {
+    "B01": [(40, 20), (39, 19), (38, 19), (40, 18), (37, 20)],
+    "B02": [(30, 15), (28, 14), (31, 12), (27, 16), (12, 5)],
+    "B03": [(22, 11), (25, 13), (20, 9), (24, 10), (8, 4)],
+    "B04": [(35, 17), (33, 15), (30, 18)],
+    "B05": [(18, 8), (21, 11), (19, 12), (23, 9), (6, 3)],
+    "B06": [(26, 13), (29, 10)],
+}
+APPEAL_VOTES = [["B01", "B02"], ["B02"], ["B03", "B04"], ["B02", "B05"], ["B06"], ["B01"]]
+
+
+def _recompute(doc: dict, sheets: dict[str, list[tuple[int, int]]]) -> None:
+    """Redo every published score from the published raw scores, calibration parameters
+    and method, with no engine code: what a reader of the document can do by hand."""
+    method, cal = doc["method"], doc["calibration"]
+    tol = 0.5 * 10 ** -method["score_decimals"] + 1e-9
+    lo, hi = method["calibrated_clip"]
+    clip = lambda x: min(max(x, lo), hi)  # noqa: E731
+    assert cal["how"] == method["calibration"]
+    # Expert ids are database ids, created E1, E2, ... in order.
+    expert_ids = sorted({d["expert"] for r in doc["rows"] for d in r["review_detail"]}, key=int)
+    sheet_of = {e: k for k, e in enumerate(expert_ids)}
+    most = max(r["votes"] for r in doc["rows"])
+    assert method["vote_score"] == "max"
+    for row in doc["rows"]:
+        calibrated = []
+        for d in row["review_detail"]:
+            impact, novelty = sheets[row["code"]][sheet_of[d["expert"]]]
+            # The expert's sheet → S: 100 · Σ w·s / Σ w·max, both weights 1.
+            assert d["raw"] == round(100 * (impact + novelty) / 60, method["raw_score_decimals"])
+            if cal["how"] == "zscore":
+                p = cal["experts"][d["expert"]]
+                z = 0.0 if p["flat"] else (d["raw"] - p["mean"]) / p["std"]
+                c = clip(cal["panel"]["mean"] + z * cal["panel"]["std"])
+            elif cal["how"] == "additive":
+                c = clip(d["raw"] - cal["experts"][d["expert"]]["bias"])
+            else:
+                c = d["raw"]
+            assert abs(c - d["calibrated"]) <= tol, (row["code"], d)
+            assert row["review_scores"][d["expert"]] == d["calibrated"]
+            calibrated.append(c)
+        calibrated.sort()
+        n = len(calibrated)
+        if n == 0:
+            e = method["entry_score_without_reviews"]
+        elif method["aggregate"] == "median":
+            e = (calibrated[(n - 1) // 2] + calibrated[n // 2]) / 2
+        elif method["aggregate"] == "trimmed_mean" and n >= method["trimmed_mean_min_reviews"]:
+            e = sum(calibrated[1:-1]) / (n - 2)
+        else:
+            e = sum(calibrated) / n
+        assert abs(e - row["expert_score"]) <= tol, (row["code"], e, row["expert_score"])
+        v = 100 * row["votes"] / most
+        combined = method["public_weight"] * v + method["expert_weight"] * e
+        assert abs(combined - row["combined"]) <= tol, (row["code"], combined, row["combined"])
+
+
+@pytest.mark.parametrize(
+    "calibration, aggregate",
+    [("zscore", "mean"), ("zscore", "trimmed_mean"), ("additive", "mean"), ("additive", "median")],
+)
+def test_a_published_score_can_be_recomputed_from_the_document_alone(
+    client, app, make_campaign, workers_app, clock, calibration, aggregate
+):
+    """After a real run and publication, each entry's expert and combined score follow
+    from the published raw scores, calibration parameters and method by a few lines of
+    arithmetic; the same data publishes the same result digest."""
+    make_campaign(
+        "c1",
+        entries=APPEAL_ENTRIES,
+        review={"calibration": calibration, "aggregate": aggregate, "min_reviews": 2},
+        selection={"rule": "top", "winners": 3},
+    )
+    add_ballots(app, "c1", APPEAL_VOTES)
+    add_scores(app, "c1", APPEAL_SHEETS)
+    start_run(client)
+    drain(app)
+    publish(client)
+    drain(app)
+    doc = client.get("/api/v1/campaigns/c1/results").json
+    assert doc["digest"] == canonical_digest(doc)
+    _recompute(doc, APPEAL_SHEETS)
+    rows = {r["code"]: r for r in doc["rows"]}
+    assert rows["B07"]["expert_score"] == 0 and rows["B07"]["review_detail"] == []
+    assert "insufficient_reviews" in rows["B07"]["flags"]
+    if calibration == "additive":
+        # The fine print shows: a fit above 100 is published clipped, and with median
+        # the entry score is not the fitted value.
+        assert any(d["clipped"] and d["calibrated"] == 100.0 for d in rows["B01"]["review_detail"])
+        if aggregate == "median":
+            assert any(
+                abs(doc["calibration"]["values"][c] - r["expert_score"]) > 0.01
+                for c, r in rows.items()
+                if r["reviews"]
+            )
+    clock.set(clock.at + timedelta(hours=1))
+    start_run(client)
+    drain(app)
+    publish(client)
+    drain(app)
+    again = client.get("/api/v1/campaigns/c1/results").json
+    assert again["version"] == 2 and again["result_digest"] == doc["result_digest"]
+    assert again["calibration"] == doc["calibration"]

@@ -388,3 +388,104 @@ def test_index_lists_campaigns_with_their_phase_and_links(client, app, make_camp
     clock.set(CLOSED)
     items = dict(re.findall(r'data-slug="([\w-]+)" data-status="(\w+)"', client.get("/").text))
     assert items["c1"] == "closed"
+
+
+# --- the appeal breakdown and the method's fine print (issue 19) -------------------------
+
+
+class Breakdown(HTMLParser):
+    """The review-detail section: per entry, per expert, the shown raw/adjust/calibrated."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.entries: dict[str, dict[str, dict[str, str]]] = {}
+        self.params: dict[str, dict[str, str]] = {}
+        self._entry = self._review = self._field = self._expert = self._param = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "details" and "data-entry" in a:
+            self._entry = self.entries.setdefault(a["data-entry"], {})
+        elif tag == "tr" and "data-review" in a and self._entry is not None:
+            self._review = self._entry.setdefault(a["data-review"], {})
+        elif tag == "tr" and "data-expert" in a:
+            self._expert = self.params.setdefault(a["data-expert"], {})
+        elif tag == "td" and self._review is not None and "data-field" in a:
+            self._field = a["data-field"]
+            self._review[self._field] = ""
+        elif tag == "td" and self._expert is not None and "data-param" in a:
+            self._param = a["data-param"]
+            self._expert[self._param] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._field = self._param = None
+        elif tag == "tr":
+            self._review = self._expert = None
+        elif tag == "details":
+            self._entry = None
+
+    def handle_data(self, data):
+        if self._field:
+            self._review[self._field] += data.strip()
+        elif self._param:
+            self._expert[self._param] += data.strip()
+
+
+@pytest.mark.parametrize("calibration", ["additive", "zscore"])
+def test_review_breakdown_shows_raw_adjustment_and_calibrated(
+    client, app, make_campaign, calibration
+):
+    """Each review appears with the score the expert gave, the expert's bias or z, and
+    the calibrated score; each expert's parameters are listed; all from the JSON."""
+    from tests.test_publications import APPEAL_ENTRIES, APPEAL_SHEETS, APPEAL_VOTES
+
+    make_campaign(
+        "c3",
+        entries=APPEAL_ENTRIES,
+        review={"calibration": calibration, "aggregate": "median", "min_reviews": 2},
+    )
+    add_ballots(app, "c3", APPEAL_VOTES)
+    add_scores(app, "c3", APPEAL_SHEETS)
+    publish(app, "c3")
+    doc = client.get("/api/v1/campaigns/c3/results").json
+    page = Breakdown(client.get("/results/c3").text)
+    assert set(page.entries) == {r["code"] for r in doc["rows"] if r["reviews"]}
+    for row in doc["rows"]:
+        for d in row["review_detail"]:
+            shown = page.entries[row["code"]][d["expert"]]
+            assert float(shown["raw"]) == d["raw"]
+            assert float(shown["calibrated"]) == d["calibrated"]
+            if calibration == "additive":
+                assert shown["adjust"] == f"偏差 {d['bias']:g}"
+            else:
+                assert shown["adjust"] == f"z = {d['z']:g}"
+    clipped = [d for d in doc["rows"][0]["review_detail"] if d.get("clipped")]
+    for expert, p in doc["calibration"]["experts"].items():
+        if calibration == "additive":
+            assert float(page.params[expert]["bias"]) == pytest.approx(p["bias"], abs=6e-5)
+        else:
+            assert float(page.params[expert]["mean"]) == pytest.approx(p["mean"], abs=6e-5)
+            std = float(page.params[expert]["std"].split("(")[0])
+            assert std == pytest.approx(p["std"], abs=6e-5)
+            assert ("z 取 0" in page.params[expert]["std"]) == p["flat"]
+    html = client.get("/results/c3").text
+    assert "校正后的评审分限制在 0 到 100 之间" in html
+    assert "公布的原始分就是计算所用的分数" in html
+    if calibration == "additive":
+        assert clipped or any(d.get("clipped") for r in doc["rows"] for d in r["review_detail"])
+        assert "校正后超出范围,已截断" in html
+        assert "没有任何评审的项目不参加拟合" in html
+        assert "不是直接取拟合出的项目水平" in html
+    else:
+        assert "标准差都是总体标准差" in html and "所有评审分合在一起" in html
+    english = client.get("/results/c3?lang=en").text
+    assert "Review details" in english and "Raw score" in english
+    assert "clipped to 0–100" in english
+    if calibration == "additive":
+        assert "an entry nobody reviewed is left out of it" in english
+        assert "not the fitted entry level" in english
+    else:
+        assert "population ones" in english and "all reviews pooled" in english
+    assert "评审明细" not in english

@@ -593,6 +593,7 @@ def compute(run: RankingRun) -> dict[str, Any]:
         "campaign": campaign.slug,
         "title": campaign.title,
         "method": ranked["method"],
+        "calibration": ranked["calibration"],
         "ballots_counted": ranked["counts"]["ballots_counted"],
         "ballots_excluded": ballots.excluded,
         "reviews": ranked["counts"]["reviews"],

@@ -26,6 +26,9 @@ class Campaign(db.Model):
     selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     rules_locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The META section of the pabulib file a campaign was imported from, as [key, value]
+    # pairs in file order (a list, so no JSON store can reorder it); None otherwise.
+    pb_meta: Mapped[list[list[str]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

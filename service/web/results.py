@@ -159,6 +159,46 @@ def _calibration_text(kind: str) -> str:
     return words.get(kind, kind)
 
 
+def _calibration_fine_print(method: dict) -> list[str]:
+    """The choices a calibration makes that a reader needs to redo it (README "Ranking
+    method"); said only for documents that publish them."""
+    kind = method["calibration"]
+    if kind == "none" or "calibrated_clip" not in method:
+        return []
+    low, high = method["calibrated_clip"]
+    lines = []
+    if kind == "zscore":
+        lines.append(
+            _(
+                "标准分 z =(评审分 − 该评委的平均分)÷ 该评委的标准差,校正后 = 全体平均分 + z × "
+                "全体标准差。标准差都是总体标准差(除以份数 n,不是 n − 1);全体平均分和标准差"
+                "按所有评审分合在一起计算。只有一份评审或各份分数相同的评委,z 取 0。"
+            )
+        )
+    else:
+        lines.append(
+            _(
+                "校正后 = 评审分 − 该评委的偏差;所有评委的偏差之和为 0。拟合只用有评审的项目:"
+                "没有任何评审的项目不参加拟合,专家得分为 0,并标为“评审数不足”。"
+            )
+        )
+        lines.append(
+            _(
+                "项目的专家得分是把校正后的各份评审分按上面的方法汇总得出,不是直接取拟合出的"
+                "项目水平;只有取平均值且没有分数被截断时,两者才相等。"
+            )
+        )
+    lines.append(
+        _(
+            "校正后的评审分限制在 %(lo)s 到 %(hi)s 之间(低于 %(lo)s 记为 %(lo)s,高于 %(hi)s 记为 "
+            "%(hi)s),然后再汇总。每位评委的校正参数和每份评审的原始分、校正后分数见“评审明细”。",
+            lo=_num(low),
+            hi=_num(high),
+        )
+    )
+    return lines
+
+
 def _selection_text(method: dict) -> list[str]:
     rule = method["rule"]
     lines: list[str] = []
@@ -250,9 +290,15 @@ def _method_items(doc: dict) -> list[tuple[str, list[str]]]:
     if we > 0:
         expert = [
             _("每份评审按评分细则折算为百分制:100 × Σ(权重 × 得分)÷ Σ(权重 × 满分)。"),
-            _aggregate_text(method["aggregate"]),
-            _("没有评审的项目专家得分为 0。"),
         ]
+        if "raw_score_decimals" in method:
+            expert.append(
+                _(
+                    "每份评审分先保留 %(n)s 位小数,再参与校正和汇总;公布的原始分就是计算所用的分数。",
+                    n=method["raw_score_decimals"],
+                )
+            )
+        expert += [_aggregate_text(method["aggregate"]), _("没有评审的项目专家得分为 0。")]
         if method.get("min_reviews"):
             expert.append(
                 _(
@@ -261,6 +307,7 @@ def _method_items(doc: dict) -> list[tuple[str, list[str]]]:
                 )
             )
         expert.append(_calibration_text(method["calibration"]))
+        expert.extend(_calibration_fine_print(method))
         items.append((_("专家评审"), expert))
     chain = " → ".join(_tie_words(rule) or "" for rule in method["tie_break"])
     ties = [_("综合得分相同时依次比较:%(chain)s。", chain=chain)]
@@ -300,6 +347,65 @@ def _table_rows(doc: dict) -> list[dict[str, Any]]:
         }
         for row in doc["rows"]
     ]
+
+
+def _review_breakdown(doc: dict) -> dict[str, Any] | None:
+    """Per entry, each review's raw score, the expert's adjustment and the calibrated
+    score, and per expert the published calibration parameters; None for documents
+    without the per-review detail (published before it existed)."""
+    rows = [r for r in doc["rows"] if r.get("review_detail")]
+    if not rows:
+        return None
+    method = doc["method"]
+    calibration = doc.get("calibration") or {"how": method.get("calibration", "none")}
+    how = calibration["how"]
+    entries = []
+    for row in rows:
+        reviews = []
+        for d in row["review_detail"]:
+            notes = []
+            if d.get("dropped"):
+                notes.append(_("去掉的最高分或最低分"))
+            if d.get("clipped"):
+                notes.append(_("校正后超出范围,已截断"))
+            if how == "additive":
+                adjust = _("偏差 %(b)s", b=_num(d.get("bias")))
+            elif how == "zscore":
+                adjust = _("z = %(z)s", z=_num(d.get("z")))
+            else:
+                adjust = "—"
+            reviews.append(
+                {
+                    "expert": d["expert"],
+                    "raw": _num(d["raw"]),
+                    "adjust": adjust,
+                    "calibrated": _num(d["calibrated"]),
+                    "notes": notes,
+                }
+            )
+        entries.append(
+            {
+                "code": row["code"],
+                "title": row["title"],
+                "expert_score": _num(row["expert_score"]),
+                "reviews": reviews,
+                "aggregate": _aggregate_text(method["aggregate"]),
+            }
+        )
+    experts = [
+        {"expert": key, **{k: _num(v) if isinstance(v, float) else v for k, v in p.items()}}
+        for key, p in sorted(
+            (calibration.get("experts") or {}).items(),
+            key=lambda item: (len(item[0]), item[0]),
+        )
+    ]
+    panel = calibration.get("panel")
+    return {
+        "how": how,
+        "entries": entries,
+        "experts": experts,
+        "panel": {k: _num(v) for k, v in panel.items()} if panel else None,
+    }
 
 
 def _chart(doc: dict) -> dict[str, Any]:
@@ -403,6 +509,7 @@ def results_page(slug: str):
         show_reviews=we > 0 or doc.get("reviews", 0) > 0,
         show_cost=method["rule"] in BUDGET_RULES,
         chart=_chart(doc),
+        breakdown=_review_breakdown(doc) if we > 0 or doc.get("reviews", 0) > 0 else None,
         method_items=_method_items(doc),
         json_url=f"{api}/results",
         csv_url=None if provisional else f"{api}/results.csv",

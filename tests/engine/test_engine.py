@@ -465,6 +465,7 @@ def test_result_is_deterministic_json():
         "flags",
         "dropped_reviews",
         "review_scores",
+        "review_detail",
     }
 
 
@@ -575,3 +576,138 @@ def test_entries_passed_over_by_reserved_minima_say_why():
     rows = {r["code"]: r for r in rank(entries, ap, [], [], m)["rows"]}
     assert [c for c in "ABCD" if rows[c]["selected"]] == ["C", "D"]
     assert rows["A"]["flags"] == rows["B"]["flags"] == ["seat_reserved_for_quota"]
+
+
+# --- what an appeal needs (issue 19) ---------------------------------------------------
+
+
+def test_rows_publish_raw_and_calibrated_review_scores():
+    """With calibration on, each row shows both the score an expert gave and the one
+    used, with the expert's bias; the calibration section holds the exact parameters."""
+    # Expert "hi" scores everything 30 above "lo": bias ±15 with Σ bias = 0.
+    reviews = [rv("lo", 0, 4), rv("hi", 0, 7), rv("lo", 1, 6), rv("hi", 1, 9)]
+    doc = rank(
+        [ent("A"), ent("B")],
+        votes(1, 1),
+        reviews,
+        CRIT,
+        Method(calibration="additive", aggregate="mean", min_reviews=1),
+    )
+    a = by_code(doc)["A"]
+    assert a["review_detail"] == [
+        {
+            "expert": "hi",
+            "raw": 70.0,
+            "calibrated": 55.0,
+            "dropped": False,
+            "bias": 15.0,
+            "clipped": False,
+        },
+        {
+            "expert": "lo",
+            "raw": 40.0,
+            "calibrated": 55.0,
+            "dropped": False,
+            "bias": -15.0,
+            "clipped": False,
+        },
+    ]
+    assert a["review_scores"] == {"hi": 55.0, "lo": 55.0}  # unchanged meaning: calibrated
+    assert doc["calibration"]["how"] == "additive"
+    assert doc["calibration"]["experts"] == {
+        "hi": {"reviews": 2, "bias": 15.0},
+        "lo": {"reviews": 2, "bias": -15.0},
+    }
+    assert doc["calibration"]["values"] == {"A": 55.0, "B": 75.0}
+    assert doc["method"]["calibrated_clip"] == [0.0, 100.0]
+    assert doc["method"]["additive_formula"] == "calibrated = clip(S - bias_e)"
+
+
+def test_additive_fit_above_100_is_published_clipped():
+    """A calibrated score the fit puts above 100 is published as 100 and marked clipped,
+    and the entry score aggregates the clipped value."""
+    reviews = [rv("lo", 0, 8), rv("hi", 0, 10), rv("lo", 1, 2), rv("hi", 1, 10)]
+    doc = rank(
+        [ent("A"), ent("B")],
+        votes(1, 1),
+        reviews,
+        CRIT,
+        Method(calibration="additive", aggregate="mean", min_reviews=1),
+    )
+    bias = doc["calibration"]["experts"]
+    assert bias["lo"]["bias"] < 0
+    a = {d["expert"]: d for d in by_code(doc)["A"]["review_detail"]}
+    assert a["lo"]["raw"] == 80.0 and a["lo"]["calibrated"] == 100.0 and a["lo"]["clipped"]
+    assert round(80.0 - bias["lo"]["bias"], 4) > 100
+    assert not a["hi"]["clipped"]
+    assert by_code(doc)["A"]["expert_score"] == round((100.0 + a["hi"]["calibrated"]) / 2, 4)
+
+
+def test_zscore_parameters_are_population_and_pooled():
+    """z-scores use population standard deviations: per expert, and for the panel over
+    all reviews pooled; a one-review expert is flat (z = 0, panel mean)."""
+    reviews = [
+        rv("x", 0, 2),
+        rv("x", 1, 4),
+        rv("x", 2, 9),
+        rv("y", 0, 5),
+        rv("y", 1, 6),
+        rv("z", 2, 7),
+    ]
+    doc = rank(
+        [ent("A"), ent("B"), ent("C")],
+        votes(1, 1, 1),
+        reviews,
+        CRIT,
+        Method(calibration="zscore", aggregate="mean", min_reviews=1),
+    )
+    cal = doc["calibration"]
+    pooled = np.array([20.0, 40.0, 90.0, 50.0, 60.0, 70.0])
+    assert cal["panel"] == {
+        "reviews": 6,
+        "mean": round(pooled.mean(), 9),
+        "std": round(pooled.std(ddof=0), 9),
+    }
+    x = np.array([20.0, 40.0, 90.0])
+    assert cal["experts"]["x"] == {
+        "reviews": 3,
+        "mean": 50.0,
+        "std": round(x.std(ddof=0), 9),
+        "flat": False,
+    }
+    assert cal["experts"]["z"] == {"reviews": 1, "mean": 70.0, "std": 0.0, "flat": True}
+    c = {d["expert"]: d for d in by_code(doc)["C"]["review_detail"]}
+    assert c["z"]["z"] == 0.0 and c["z"]["calibrated"] == round(pooled.mean(), 4)
+    assert doc["method"]["zscore_std"] == "population (ddof=0)"
+
+
+def test_unreviewed_entry_under_additive_is_not_in_the_graph():
+    """An entry nobody reviewed does not split the additive graph: E = 0, flagged."""
+    reviews = [rv("lo", 0, 4), rv("hi", 0, 7), rv("lo", 1, 6), rv("hi", 1, 9)]
+    doc = rank(
+        [ent("A"), ent("B"), ent("C")],
+        votes(1, 1, 1),
+        reviews,
+        CRIT,
+        Method(calibration="additive", min_reviews=1),
+    )
+    c = by_code(doc)["C"]
+    assert c["expert_score"] == 0.0 and c["review_detail"] == []
+    assert c["flags"] == ["insufficient_reviews"]
+    assert "C" not in doc["calibration"]["values"]
+
+
+def test_raw_scores_are_rounded_before_use():
+    """The published raw score (4 decimals) is exactly the input of aggregation."""
+    crit = [Criterion("q", 3)]  # S = 100·p/3: 33.3333…
+    doc = rank(
+        [ent("A")],
+        votes(1),
+        [Review("x", 0, {"q": 1})],
+        crit,
+        Method(aggregate="mean", min_reviews=1),
+    )
+    row = doc["rows"][0]
+    assert row["review_detail"][0]["raw"] == 33.3333
+    assert row["expert_score"] == 33.3333
+    assert doc["method"]["raw_score_decimals"] == 4

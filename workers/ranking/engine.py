@@ -15,7 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from .reviews import AGGREGATES, CALIBRATIONS, aggregate, calibrate, review_scores
+from .reviews import (
+    AGGREGATES,
+    CALIBRATED_CLIP,
+    CALIBRATIONS,
+    FLAT_STD,
+    PARAM_DECIMALS,
+    TRIM_MIN_REVIEWS,
+    aggregate,
+    calibrate_detail,
+    review_scores,
+)
 from .scores import VOTE_SCORES, vote_counts, vote_scores
 from .types import Approvals, Criterion, Entry, Method, RankingError, Review
 
@@ -66,10 +76,12 @@ def rank(
     votes = vote_counts(approvals, n)
     v_score = vote_scores(votes, approvals.n_ballots, method.vote_score)
 
-    raw = review_scores(reviews, criteria, n)
+    # Review scores are rounded to the published precision before anything uses them, so
+    # the published raw score is exactly what calibration and aggregation started from.
+    raw = np.round(review_scores(reviews, criteria, n), PUBLISH_DECIMALS)
     experts = [str(r.expert) for r in reviews]
     positions = [int(r.entry) for r in reviews]
-    calibrated = calibrate(raw, experts, positions, method.calibration, codes)
+    calibrated, calibration = calibrate_detail(raw, experts, positions, method.calibration, codes)
     per_entry: list[list[int]] = [[] for _ in range(n)]
     for k, i in enumerate(positions):
         per_entry[i].append(k)
@@ -138,14 +150,21 @@ def rank(
                 "tie_break": tie_labels[r],
                 "flags": flags[i],
                 "dropped_reviews": dropped[i],
+                # Calibrated scores by expert (kept for readers of older documents) and
+                # the full per-review breakdown an appeal follows.
                 "review_scores": {
                     experts[k]: _pub(calibrated[k])
                     for k in sorted(per_entry[i], key=lambda k: experts[k])
                 },
+                "review_detail": [
+                    _review_detail(experts[k], raw[k], calibrated[k], dropped[i], calibration)
+                    for k in sorted(per_entry[i], key=lambda k: experts[k])
+                ],
             }
         )
     return {
         "method": _method_json(method),
+        "calibration": calibration,
         "lot_seed": lot_seed,
         "counts": {"ballots_counted": approvals.n_ballots, "reviews": len(reviews), "entries": n},
         "notes": notes,
@@ -522,8 +541,73 @@ def _plain_number(x: float) -> int | float:
     return int(x) if isinstance(x, (int, np.integer)) else float(x)
 
 
+def _review_detail(
+    expert: str, raw: float, calibrated: float, dropped: list[str], calibration: dict[str, Any]
+) -> dict[str, Any]:
+    """One review as published: raw ``S``, calibrated score, and the expert's adjustment
+    (``bias`` for additive, ``z`` for zscore) rounded for reading; the exact parameters
+    are in the document's ``calibration`` section."""
+    item: dict[str, Any] = {
+        "expert": expert,
+        "raw": _pub(raw),
+        "calibrated": _pub(calibrated),
+        "dropped": expert in dropped,
+    }
+    how = calibration["how"]
+    if how == "none":
+        return item
+    p = calibration["experts"][expert]
+    if how == "additive":
+        item["bias"] = _pub(p["bias"])
+        unclipped = raw - p["bias"]
+    else:
+        z = 0.0 if p["flat"] else (raw - p["mean"]) / p["std"]
+        item["z"] = _pub(z)
+        unclipped = calibration["panel"]["mean"] + z * calibration["panel"]["std"]
+    lo, hi = CALIBRATED_CLIP
+    # Float noise at the boundary is not clipping: only a visible change counts.
+    item["clipped"] = bool(unclipped < lo - 1e-9 or unclipped > hi + 1e-9)
+    return item
+
+
+# The fine print of the method, published with it so the document alone is enough to
+# recompute every score (README "Ranking method" says the same in words).
+FINE_PRINT: dict[str, Any] = {
+    "review_score": "S = 100 * sum(weight * points) / sum(weight * max_points)",
+    "raw_score_decimals": PUBLISH_DECIMALS,
+    "score_decimals": PUBLISH_DECIMALS,
+    "calibration_param_decimals": PARAM_DECIMALS,
+    "calibrated_clip": list(CALIBRATED_CLIP),
+    "entry_score": "aggregate of the entry's calibrated review scores",
+    "entry_score_without_reviews": 0,
+    "trimmed_mean_min_reviews": TRIM_MIN_REVIEWS,
+    "median_of_even_count": "mean of the two middle values",
+    "tie_decimals": TIE_DECIMALS,
+}
+ZSCORE_FINE_PRINT: dict[str, Any] = {
+    "zscore_std": "population (ddof=0)",
+    "zscore_panel": "mean and population std of all live reviews pooled",
+    "zscore_expert": "mean and population std of the expert's live reviews",
+    "zscore_flat_std": FLAT_STD,
+    "zscore_flat_z": 0,
+    "zscore_formula": "calibrated = clip(panel_mean + (S - mean_e) / std_e * panel_std)",
+}
+ADDITIVE_FINE_PRINT: dict[str, Any] = {
+    "additive_model": "S = value_i + bias_e, least squares, sum(bias_e) = 0",
+    "additive_formula": "calibrated = clip(S - bias_e)",
+    "additive_graph": "experts and reviewed entries; entries nobody reviewed are not in it",
+    "additive_entry_score": "aggregate of calibrated reviews, not value_i "
+    "(equal to value_i before clipping only with mean)",
+}
+
+
 def _method_json(m: Method) -> dict[str, Any]:
     d = dataclasses.asdict(m)
     d["tie_break"] = list(m.tie_break)
     d["categories"] = {c: dict(q) for c, q in sorted(m.categories.items())}
+    d.update(FINE_PRINT)
+    if m.calibration == "zscore":
+        d.update(ZSCORE_FINE_PRINT)
+    elif m.calibration == "additive":
+        d.update(ADDITIVE_FINE_PRINT)
     return d

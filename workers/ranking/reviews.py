@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,6 +123,15 @@ def review_scores(
     return out
 
 
+# Calibration parameters are published with more decimals than scores, so that a reader
+# recomputing a calibrated score from the published raw score meets the engine's value
+# to well within the published rounding of the scores themselves.
+PARAM_DECIMALS = 9
+# z = 0 for an expert whose population std is at most this (float noise in equal scores).
+FLAT_STD = 1e-12
+CALIBRATED_CLIP = (0.0, 100.0)
+
+
 def calibrate(
     scores: np.ndarray,
     experts: Sequence[str],
@@ -134,16 +144,39 @@ def calibrate(
     - ``none``: unchanged.
     - ``zscore``: per expert ``z = (S - mean_e) / std_e`` (population std, ddof=0),
       mapped back onto the whole panel's scale as ``panel_mean + z · panel_std`` (panel
-      mean/std over all reviews, ddof=0), clipped to ``[0, 100]``. An expert whose
+      mean/std over all reviews pooled, ddof=0), clipped to ``[0, 100]``. An expert whose
       scores have no spread — a single review, or identical scores — tells us their
       personal level but nothing about relative quality, so ``z = 0`` and each of their
       reviews maps to the panel mean.
     - ``additive``: least-squares fit of ``S_ei = v_i + b_e + ε`` with ``Σ_e b_e = 0``
       (the constraint pins the otherwise free shift between ``v`` and ``b``); the
-      calibrated score is ``S_ei - b_e``. The fit is only identifiable when the bipartite
-      expert–entry graph is connected; otherwise ``RankingError(
-      "calibration_graph_disconnected")`` lists the components. With the ``mean``
-      aggregate, an entry's calibrated mean equals its fitted ``v_i`` (before clipping).
+      calibrated score is ``S_ei - b_e``, clipped to ``[0, 100]``. The fit is only
+      identifiable when the bipartite expert–entry graph is connected; otherwise
+      ``RankingError("calibration_graph_disconnected")`` lists the components. Entries
+      without any review are not nodes of that graph (they have nothing to calibrate).
+      With the ``mean`` aggregate, an entry's calibrated mean equals its fitted ``v_i``
+      (before clipping); with ``median`` or ``trimmed_mean`` it generally does not.
+    """
+    return calibrate_detail(scores, experts, entries, how, entry_codes)[0]
+
+
+def calibrate_detail(
+    scores: np.ndarray,
+    experts: Sequence[str],
+    entries: Sequence[int],
+    how: str = "none",
+    entry_codes: Sequence[str] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``calibrate`` plus the parameters an outsider needs to redo it (JSON-ready).
+
+    - ``none``: ``{"how": "none"}``;
+    - ``zscore``: ``{"how", "panel": {reviews, mean, std}, "experts": {id: {reviews,
+      mean, std, flat}}}`` (population standard deviations; ``flat`` means z = 0);
+    - ``additive``: ``{"how", "experts": {id: {reviews, bias}}, "values": {code:
+      value_i}}`` (``values`` only for reviewed entries).
+
+    Parameters are rounded to ``PARAM_DECIMALS`` for publication; the scores returned
+    are computed from the unrounded ones.
     """
     s = np.asarray(scores, dtype=np.float64)
     if how not in CALIBRATIONS:
@@ -151,27 +184,47 @@ def calibrate(
             "invalid_method", f"unknown calibration {how!r}", {"allowed": list(CALIBRATIONS)}
         )
     if how == "none" or len(s) == 0:
-        return s.copy()
+        return s.copy(), {"how": how}
     expert_ids, e_idx = np.unique(
         np.asarray(experts, dtype=object).astype(str), return_inverse=True
     )
     if how == "zscore":
-        return _zscore(s, e_idx, len(expert_ids))
+        return _zscore(s, e_idx, expert_ids)
     return _additive(s, e_idx, expert_ids, np.asarray(entries, dtype=np.int64), entry_codes)
 
 
-def _zscore(s: np.ndarray, e_idx: np.ndarray, m: int) -> np.ndarray:
+def _param(x: float) -> float:
+    return round(float(x), PARAM_DECIMALS) + 0.0
+
+
+def _zscore(
+    s: np.ndarray, e_idx: np.ndarray, expert_ids: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    m = len(expert_ids)
     count = np.bincount(e_idx, minlength=m).astype(np.float64)
     mean_e = np.bincount(e_idx, weights=s, minlength=m) / count
     dev = s - mean_e[e_idx]
     std_e = np.sqrt(np.bincount(e_idx, weights=dev * dev, minlength=m) / count)
     std_r = std_e[e_idx]
     # Tolerance rather than == 0 so float noise in identical scores cannot blow up z.
-    flat = std_r <= 1e-12
+    flat = std_r <= FLAT_STD
     z = np.where(flat, 0.0, dev / np.where(flat, 1.0, std_r))
     panel_mean = float(s.mean())
     panel_std = float(s.std())
-    return np.clip(panel_mean + z * panel_std, 0.0, 100.0)
+    params = {
+        "how": "zscore",
+        "panel": {"reviews": len(s), "mean": _param(panel_mean), "std": _param(panel_std)},
+        "experts": {
+            str(expert_ids[e]): {
+                "reviews": int(count[e]),
+                "mean": _param(mean_e[e]),
+                "std": _param(std_e[e]),
+                "flat": bool(std_e[e] <= FLAT_STD),
+            }
+            for e in range(m)
+        },
+    }
+    return np.clip(panel_mean + z * panel_std, *CALIBRATED_CLIP), params
 
 
 def _components(e_idx: np.ndarray, i_idx: np.ndarray, m: int, k: int) -> list[int]:
@@ -197,7 +250,7 @@ def _additive(
     expert_ids: np.ndarray,
     entries: np.ndarray,
     entry_codes: Sequence[str] | None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, dict[str, Any]]:
     m = len(expert_ids)
     entry_ids, i_idx = np.unique(entries, return_inverse=True)
     k = len(entry_ids)
@@ -240,8 +293,23 @@ def _additive(
     a[k : k + m, size - 1] = 1.0
     a[size - 1, k : k + m] = 1.0
     sol = np.linalg.solve(a, rhs)
+    value = sol[:k]
     bias = sol[k : k + m]
-    return np.clip(s - bias[e_idx], 0.0, 100.0)
+    count = np.bincount(e_idx, minlength=m)
+    params = {
+        "how": "additive",
+        "experts": {
+            str(expert_ids[e]): {"reviews": int(count[e]), "bias": _param(bias[e])}
+            for e in range(m)
+        },
+        "values": {
+            (entry_codes[int(entry_ids[j])] if entry_codes is not None else str(entry_ids[j])): (
+                _param(value[j])
+            )
+            for j in range(k)
+        },
+    }
+    return np.clip(s - bias[e_idx], *CALIBRATED_CLIP), params
 
 
 def aggregate(
