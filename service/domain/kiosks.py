@@ -11,7 +11,7 @@ from .audit import audit
 
 
 def register_kiosk(name: str, location: str | None, actor: str) -> tuple[Kiosk, str]:
-    kiosk = Kiosk(name=name, location=location)
+    kiosk = Kiosk(name=name, location=location, created_at=now())
     db.session.add(kiosk)
     db.session.flush()
     token = issue_token("kiosk", name=name, kiosk_id=kiosk.id)
