@@ -77,7 +77,9 @@ class AnomalyBallotSchema(Schema):
 class AnomalySchema(Schema):
     kiosk_id = fields.Integer(allow_none=True)
     kiosk = Text(allow_none=True)
-    flag = Text()
+    flag = Text(metadata={"description": "burst, late_upload or volume_outlier"})
+    day = Text(metadata={"description": "volume_outlier: the campaign-local day"})
+    threshold = fields.Integer(metadata={"description": "volume_outlier: the count it exceeded"})
     count = fields.Integer()
     first = Text()
     last = Text(allow_none=True)

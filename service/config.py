@@ -92,6 +92,12 @@ class Config:
         self.RATELIMIT_BALLOTS_WEB = env_str("RATELIMIT_BALLOTS_WEB", "30 per minute")
         self.BURST_WINDOW_SECONDS = env_int("BURST_WINDOW_SECONDS", 60)
         self.BURST_MAX_BALLOTS = env_int("BURST_MAX_BALLOTS", 20)
+        # A kiosk ballot accepted this long after its cast_at is flagged late_upload.
+        self.LATE_UPLOAD_SECONDS = env_int("LATE_UPLOAD_SECONDS", 600)
+        # A kiosk's day is a volume_outlier above max(floor, factor x its own previous
+        # daily maximum, factor x the median daily count of the campaign's other kiosks).
+        self.VOLUME_FACTOR = env_int("VOLUME_FACTOR", 3)
+        self.VOLUME_FLOOR = env_int("VOLUME_FLOOR", 200)
         self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 900)
         # flask-smorest / OpenAPI
         self.API_TITLE = "Votes: public vote + expert review"

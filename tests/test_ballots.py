@@ -3,7 +3,7 @@
 import logging
 import threading
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -468,3 +468,115 @@ def test_batch_flags_bursts_like_ballots_one_by_one(client, voting, kiosk, app):
     group = client.get("/api/v1/campaigns/c1/anomalies", headers=ADMIN).json["anomalies"][0]
     flagged = {b["ballot_id"] for b in group["ballots"]}
     assert flagged == {b["ballot_id"] for b in body["ballots"][2:]}
+
+
+# --- back-dating, late uploads and daily volume ----------------------------------------
+
+
+def new_kiosk(client, name="大厅") -> dict:
+    k = client.post("/api/v1/kiosks", json={"name": name}, headers=ADMIN).json
+    return {"id": k["id"], "headers": {"Authorization": f"Bearer {k['token']}"}}
+
+
+def anomaly_groups(client, flag, slug="c1") -> list[dict]:
+    r = client.get(f"/api/v1/campaigns/{slug}/anomalies", headers=ADMIN)
+    assert r.status_code == 200
+    return [g for g in r.json["anomalies"] if g["flag"] == flag]
+
+
+def test_cast_at_before_the_kiosk_was_registered_is_refused(client, voting, kiosk, app):
+    """A kiosk registered at 10:00 cannot have cast a ballot at 09:30."""
+    early = "2026-11-22T09:30:00+08:00"
+    r = post(client, ballot(cast_at=early), headers=kiosk["headers"])
+    assert r.status_code == 422 and error_code(r) == "cast_at_before_kiosk"
+    body = {"ballots": [ballot(voter="13700000001", cast_at=early)]}
+    r = client.post("/api/v1/campaigns/c1/ballots/batch", json=body, headers=kiosk["headers"])
+    assert r.json["results"][0]["error"]["code"] == "cast_at_before_kiosk"
+    assert count_ballots(app) == 0
+    r = post(client, ballot(cast_at="2026-11-22T10:00:00+08:00"), headers=kiosk["headers"])
+    assert r.status_code == 201
+
+
+def test_back_dated_ballots_on_a_daily_campaign_are_flagged_late_upload(
+    client, make_campaign, clock, app
+):
+    """One number voting ten times, dated on each of the last ten days: accepted (the
+    days differ) but every ballot is flagged late_upload and listed, and still counted."""
+    clock.set(datetime.fromisoformat("2026-11-05T09:00:00+08:00"))
+    make_campaign(
+        voting={
+            "limit": "daily",
+            "opens_at": "2026-11-10T09:00:00+08:00",
+            "closes_at": "2026-11-30T18:00:00+08:00",
+        }
+    )
+    kiosk = new_kiosk(client)
+    clock.set(datetime.fromisoformat("2026-11-25T12:00:00+08:00"))
+    days = [f"2026-11-{d}T10:00:00+08:00" for d in range(15, 25)]
+    for cast in days[:5]:
+        r = post(client, ballot(cast_at=cast), headers=kiosk["headers"])
+        assert r.status_code == 201, r.json
+    batch = {"ballots": [ballot(cast_at=cast) for cast in days[5:]]}
+    r = client.post("/api/v1/campaigns/c1/ballots/batch", json=batch, headers=kiosk["headers"])
+    assert [x["status"] for x in r.json["results"]] == ["accepted"] * 5
+    # Cast nine minutes ago: an ordinary short delay, not flagged.
+    r = post(
+        client,
+        ballot(voter="13700000000", cast_at="2026-11-25T11:51:00+08:00"),
+        headers=kiosk["headers"],
+    )
+    assert r.status_code == 201
+    (group,) = anomaly_groups(client, "late_upload")
+    assert group["kiosk_id"] == kiosk["id"] and group["count"] == 10
+    assert count_ballots(app) == 11  # flagged ballots stay counted
+
+
+def test_late_and_burst_flags_are_both_listed(client, voting, app):
+    """A ballot can be late and part of a burst: it appears in both groups."""
+    app.config["BURST_MAX_BALLOTS"] = 1
+    try:
+        clock = voting
+        clock.set(datetime.fromisoformat("2026-11-22T08:00:00+08:00"))
+        kiosk = new_kiosk(client)
+        clock.set(OPEN)
+        late = "2026-11-22T09:30:00+08:00"
+        for i in range(2):
+            post(client, ballot(voter=f"1370000000{i}", cast_at=late), headers=kiosk["headers"])
+    finally:
+        app.config["BURST_MAX_BALLOTS"] = 20
+    assert anomaly_groups(client, "late_upload")[0]["count"] == 2
+    assert anomaly_groups(client, "burst")[0]["count"] == 1
+
+
+def test_a_steady_twenty_a_minute_kiosk_is_a_volume_outlier(client, make_campaign, clock, app):
+    """20 ballots a minute never trips the burst check, but a kiosk-day ten times its
+    peers' is listed as volume_outlier (and stays counted)."""
+    make_campaign()
+    clock.set(datetime.fromisoformat("2026-11-21T08:00:00+08:00"))
+    peers = [new_kiosk(client, f"peer {n}") for n in range(2)]
+    busy = new_kiosk(client, "busy")
+    at = datetime.fromisoformat("2026-11-21T10:00:00+08:00")
+    voter = iter(range(10**6))
+
+    def batch(kiosk, n):
+        body = {"ballots": [ballot(voter=f"139{next(voter):08d}") for _ in range(n)]}
+        r = client.post("/api/v1/campaigns/c1/ballots/batch", json=body, headers=kiosk["headers"])
+        assert all(x["status"] == "accepted" for x in r.json["results"]), r.json
+
+    for peer in peers:  # 30 a day each, in two sittings
+        for minute in range(2):
+            clock.set(at + timedelta(minutes=minute))
+            batch(peer, 15)
+    for minute in range(15):  # 20 a minute for a quarter of an hour: 300
+        clock.set(at + timedelta(hours=1, minutes=minute))
+        batch(busy, 20)
+    assert anomaly_groups(client, "burst") == []
+    (group,) = anomaly_groups(client, "volume_outlier")
+    assert (group["kiosk_id"], group["day"], group["count"]) == (busy["id"], "2026-11-21", 300)
+    assert group["threshold"] == 200 and len(group["ballots"]) == 300
+    assert count_ballots(app) == 360
+    # The next day the same volume is the kiosk's own normal: not flagged again.
+    for minute in range(15):
+        clock.set(at + timedelta(days=1, hours=1, minutes=minute))
+        batch(busy, 20)
+    assert [g["day"] for g in anomaly_groups(client, "volume_outlier")] == ["2026-11-21"]

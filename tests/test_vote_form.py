@@ -398,7 +398,7 @@ def test_kiosk_enrolment_sets_the_cookie_and_ballots_record_the_kiosk(client, ap
     assert done.status_code == 200
     assert "登记成功" in done.text
     cookie = client.get_cookie("votes_kiosk")
-    assert cookie.value == kiosk["token"]
+    assert cookie.value.startswith("ksb_") and kiosk["token"] not in cookie.value
     assert cookie.http_only
     assert cookie.same_site == "Lax"
     assert cookie.expires - datetime.now(UTC) > timedelta(days=390)
@@ -434,7 +434,10 @@ def test_enrolment_by_typing_the_token(client, app, open_campaign):
         data={"token": f" {kiosk['token']} ", "csrf_token": form.value("csrf_token")},
     )
     assert done.status_code == 200
-    assert client.get_cookie("votes_kiosk").value == kiosk["token"]
+    assert "登记成功" in done.text
+    assert post_form(client, get_form(client), PHONE, ["A01"]).status_code == 303
+    [ballot] = ballots(app)
+    assert (ballot.channel, ballot.kiosk_id) == ("kiosk", kiosk["id"])
 
 
 def test_revoked_kiosk_cookie_is_refused(client, app, open_campaign):
@@ -452,6 +455,55 @@ def test_revoked_kiosk_cookie_is_refused(client, app, open_campaign):
     assert ballot_count(app) == 0
     # Enrolling again with the revoked token is refused too.
     assert client.get(f"/kiosk/enrol?token={kiosk['token']}").status_code == 403
+
+
+def test_the_kiosk_cookie_is_not_the_api_token_and_only_the_form_takes_it(
+    client, app, open_campaign
+):
+    """A cookie copied off a kiosk cannot post to the JSON API or upload a batch, and the
+    API token no longer works from the cookie."""
+    open_campaign()
+    kiosk = new_kiosk(client)
+    enrol(client, kiosk["token"])
+    secret = client.get_cookie("votes_kiosk").value
+    assert secret != kiosk["token"]
+    with app.app_context():
+        from service.extensions import db
+        from service.models import KioskSession
+
+        [row] = db.session.scalars(select(KioskSession)).all()
+        assert row.kiosk_id == kiosk["id"] and secret not in row.secret_hash
+    stolen = {"Authorization": f"Bearer {secret}"}
+    body = {"ballot_id": str(uuid.uuid4()), "voter_id": PHONE, "choices": ["A01"]}
+    r = client.post("/api/v1/campaigns/c1/ballots", json=body, headers=stolen)
+    assert r.status_code == 401
+    r = client.post("/api/v1/campaigns/c1/ballots/batch", json={"ballots": [body]}, headers=stolen)
+    assert r.status_code == 401
+    assert client.get("/api/v1/kiosks", headers=stolen).status_code == 401
+    assert ballot_count(app) == 0
+    # The JSON API ignores the cookie itself: with it, a ballot is a plain web ballot.
+    r = client.post("/api/v1/campaigns/c1/ballots", json=body)
+    assert r.status_code == 201 and r.json["channel"] == "web"
+    # An old-style cookie holding the API token is no longer a kiosk.
+    other = app.test_client()
+    other.set_cookie("votes_kiosk", kiosk["token"])
+    refused = other.get("/vote/c1")
+    assert refused.status_code == 403 and page_code(refused) == "kiosk_revoked"
+
+
+def test_revoking_the_kiosk_stops_every_enrolled_browser(client, app, open_campaign):
+    """Two browsers enrolled with one kiosk token: revoking the kiosk stops both at once."""
+    open_campaign()
+    kiosk = new_kiosk(client)
+    second = app.test_client()
+    enrol(client, kiosk["token"])
+    enrol(second, kiosk["token"])
+    assert client.get_cookie("votes_kiosk").value != second.get_cookie("votes_kiosk").value
+    assert "投票终端:" in get_form(second).html
+    assert client.delete(f"/api/v1/kiosks/{kiosk['id']}", headers=ADMIN).status_code == 204
+    for browser in (client, second):
+        refused = browser.get("/vote/c1")
+        assert refused.status_code == 403 and page_code(refused) == "kiosk_revoked"
 
 
 def test_kiosk_only_campaign_refuses_a_browser_without_the_cookie(
@@ -662,7 +714,10 @@ def test_receipt_on_a_kiosk_has_no_links_away(client, make_campaign, clock):
     ).json["receipt"]
     web_page = client.get(f"/vote/c1/receipt/{receipt}").get_data(as_text=True)
     assert 'href="/api/v1/receipts/' in web_page
-    client.set_cookie("votes_kiosk", token)
+    from tests.test_vote_form import Page
+
+    confirm = Page(client.get(f"/kiosk/enrol?token={token}").text)
+    client.post("/kiosk/enrol", data={"token": token, "csrf_token": confirm.value("csrf_token")})
     kiosk_page = client.get(f"/vote/c1/receipt/{receipt}").get_data(as_text=True)
     assert f"/api/v1/receipts/{receipt}" in kiosk_page
     assert 'href="/api/v1/receipts/' not in kiosk_page and "/receipt?code=" not in kiosk_page

@@ -224,7 +224,7 @@ class Anomalies(MethodView):
     @blp.doc(security=ADMIN)
     @blp.response(200, AnomaliesSchema)
     def get(self, slug):
-        """Flagged ballots (bursts from one kiosk), grouped for a human to review."""
+        """Flagged kiosk ballots (burst, late_upload, volume_outlier), grouped for review."""
         return {"anomalies": exclusions.anomalies(get_campaign(slug))}
 
 

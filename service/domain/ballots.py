@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
-from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion
+from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Kiosk
 from ..observability import BALLOTS
 from .campaigns import lock_rules
 from .voters import InvalidVoterId, voter_key
@@ -111,9 +111,14 @@ def _check_choices(campaign: Campaign, choices: list[str], codes: dict[str, int]
 
 
 def _effective_time(
-    campaign: Campaign, channel: str, cast_at: datetime | None, arrived: datetime
+    campaign: Campaign,
+    channel: str,
+    cast_at: datetime | None,
+    arrived: datetime,
+    kiosk_since: datetime | None = None,
 ) -> datetime:
-    """When the ballot counts as cast; refuses ballots outside the window."""
+    """When the ballot counts as cast; refuses ballots outside the window, and ballots
+    dated before their kiosk was registered (``kiosk_since``)."""
     voting = campaign.voting
     opens, closes = _dt(voting.get("opens_at")), _dt(voting.get("closes_at"))
     effective = arrived
@@ -124,6 +129,13 @@ def _effective_time(
                 "validation_error",
                 "投票时间不能晚于当前时间 / cast_at is in the future",
                 {"fields": {"cast_at": ["in the future"]}},
+            )
+        if kiosk_since is not None and cast_at < kiosk_since:
+            raise ApiError(
+                422,
+                "cast_at_before_kiosk",
+                "投票时间早于该终端的登记时间 / cast_at is before this kiosk was registered",
+                {"kiosk_registered_at": kiosk_since.astimezone(UTC).isoformat()},
             )
         effective = cast_at
         grace = timedelta(hours=float(voting.get("kiosk_grace_hours", 24)))
@@ -238,6 +250,7 @@ def _prepare(
     cast_at: datetime | None,
     codes: dict[str, int],
     arrived: datetime,
+    kiosk_since: datetime | None = None,
 ) -> tuple[str | None, _Prepared | ApiError]:
     """Check one ballot against the campaign's rules, without touching the database.
 
@@ -271,7 +284,7 @@ def _prepare(
     digest = _digest(campaign.id, key, sorted(set(choices)), cast_at)
     try:
         chosen = _check_choices(campaign, choices, codes)
-        effective = _effective_time(campaign, channel, cast_at, arrived)
+        effective = _effective_time(campaign, channel, cast_at, arrived, kiosk_since)
     except ApiError as exc:
         return digest, exc
     slot = "once"
@@ -292,7 +305,21 @@ def _prepare(
         "nonce": nonce,
         "flagged": None,
     }
+    if arrived - effective > timedelta(seconds=current_app.config["LATE_UPLOAD_SECONDS"]):
+        _flag(row, "late_upload")
     return digest, _Prepared(row, chosen, digest, slot)
+
+
+def _flag(row: dict, flag: str) -> None:
+    """Add a flag to a ballot row; several flags are stored comma-separated."""
+    row["flagged"] = f"{row['flagged']},{flag}" if row["flagged"] else flag
+
+
+def _kiosk_since(kiosk_id: int | None, cast_at: datetime | None) -> datetime | None:
+    """When the kiosk was registered; looked up only for a ballot that carries cast_at."""
+    if kiosk_id is None or cast_at is None:
+        return None
+    return db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
 
 
 def _choice_rows(campaign: Campaign, prepared: _Prepared, codes: dict[str, int]) -> list[dict]:
@@ -339,6 +366,7 @@ def _cast_ballot(
         cast_at=cast_at,
         codes=codes,
         arrived=arrived,
+        kiosk_since=_kiosk_since(kiosk_id, cast_at) if channel == "kiosk" else None,
     )
     if isinstance(prepared, ApiError):
         if digest is not None:
@@ -349,7 +377,7 @@ def _cast_ballot(
                 return _replay(existing, campaign, digest)
         raise prepared
     if kiosk_id is not None and _is_burst(kiosk_id, arrived):
-        prepared.row["flagged"] = "burst"
+        _flag(prepared.row, "burst")
     # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
     try:
         with db.session.begin_nested() if isolated else nullcontext():
@@ -384,6 +412,7 @@ def cast_batch(
     """
     arrived = now()
     codes = entry_ids(campaign)
+    kiosk_since = db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
     outcome: list[CastResult | ApiError | None] = [None] * len(items)
     prepared: dict[int, tuple[str | None, _Prepared | ApiError]] = {}
     for n, item in enumerate(items):
@@ -401,6 +430,7 @@ def cast_batch(
             cast_at=item.get("cast_at"),
             codes=codes,
             arrived=arrived,
+            kiosk_since=kiosk_since,
         )
     ids = {items[n]["ballot_id"] for n in prepared}
     existing = {b.id: b for b in db.session.scalars(select(Ballot).where(Ballot.id.in_(ids)))}
@@ -423,7 +453,7 @@ def cast_batch(
         limit = current_app.config["BURST_MAX_BALLOTS"]
         for k, n in enumerate(first):
             if recent + k + 1 > limit:
-                prepared[n][1].row["flagged"] = "burst"
+                _flag(prepared[n][1].row, "burst")
         if campaign.rules_locked_at is None:
             lock_rules(campaign)
             db.session.flush()

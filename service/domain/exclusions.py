@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import statistics
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import Integer, func, select
 
 from ..clock import now
 from ..errors import ApiError, validation_error
@@ -12,7 +18,11 @@ from .audit import audit
 
 
 def anomalies(campaign: Campaign) -> list[dict]:
-    """Flagged ballots grouped by kiosk, with whether each is currently excluded."""
+    """Flagged ballots grouped by kiosk and flag, with whether each is currently excluded.
+
+    ``burst`` and ``late_upload`` are stored on the ballot when it is accepted (a ballot
+    may carry both); ``volume_outlier`` is computed here, per kiosk and campaign-local day.
+    """
     excluded = set(
         db.session.scalars(
             select(Exclusion.ballot_id).where(
@@ -27,23 +37,100 @@ def anomalies(campaign: Campaign) -> list[dict]:
         .order_by(Ballot.kiosk_id, Ballot.accepted_at)
     ).all()
     groups: dict[tuple, dict] = {}
-    for ballot_id, kiosk_id, accepted_at, flag, name in rows:
-        group = groups.setdefault(
-            (kiosk_id, flag),
+    for ballot_id, kiosk_id, accepted_at, flags, name in rows:
+        for flag in flags.split(","):
+            group = groups.setdefault(
+                (kiosk_id, flag),
+                {
+                    "kiosk_id": kiosk_id,
+                    "kiosk": name,
+                    "flag": flag,
+                    "count": 0,
+                    "first": accepted_at.isoformat(),
+                    "last": None,
+                    "ballots": [],
+                },
+            )
+            group["count"] += 1
+            group["last"] = accepted_at.isoformat()
+            group["ballots"].append({"ballot_id": ballot_id, "excluded": ballot_id in excluded})
+    return list(groups.values()) + _volume_outliers(campaign, excluded)
+
+
+def _hour_bucket():
+    """The UTC hour of accepted_at as an integer (hours since the epoch), in SQL."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.floor(func.extract("epoch", Ballot.accepted_at) / 3600).cast(Integer)
+    return func.cast(func.strftime("%s", Ballot.accepted_at), Integer) / 3600
+
+
+def _volume_outliers(campaign: Campaign, excluded: set[str]) -> list[dict]:
+    """Kiosk-days whose volume is far above the kiosk's own earlier days and its peers'.
+
+    A kiosk's count on a campaign-local day is flagged when it is above
+    max(VOLUME_FLOOR, VOLUME_FACTOR x the kiosk's largest earlier day, VOLUME_FACTOR x the
+    median of the other kiosks' daily counts up to that day). One grouped count by hour;
+    ballot ids are read only for the flagged days.
+    """
+    cfg = current_app.config
+    factor, floor = cfg["VOLUME_FACTOR"], cfg["VOLUME_FLOOR"]
+    zone = ZoneInfo(campaign.timezone)
+    hour = _hour_bucket()
+    per_hour = db.session.execute(
+        select(Ballot.kiosk_id, hour, func.count())
+        .where(Ballot.campaign_id == campaign.id, Ballot.kiosk_id.is_not(None))
+        .group_by(Ballot.kiosk_id, hour)
+    ).all()
+    daily: dict[int, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    for kiosk_id, bucket, count in per_hour:
+        day = datetime.fromtimestamp(int(bucket) * 3600, UTC).astimezone(zone).date()
+        daily[kiosk_id][day] += count
+    if not daily or max(c for days in daily.values() for c in days.values()) <= floor:
+        return []
+    found = []
+    for kiosk_id, days in daily.items():
+        for day, count in sorted(days.items()):
+            own = max((c for d, c in days.items() if d < day), default=0)
+            peers = [
+                c
+                for other, other_days in daily.items()
+                if other != kiosk_id
+                for d, c in other_days.items()
+                if d <= day
+            ]
+            threshold = max(floor, factor * own, factor * statistics.median(peers or [0]))
+            if count > threshold:
+                found.append((kiosk_id, day, count, int(threshold)))
+    groups = []
+    for kiosk_id, day, count, threshold in found:
+        start = datetime.combine(day, time(), zone)
+        end = datetime.combine(day + timedelta(days=1), time(), zone)
+        ballots = db.session.execute(
+            select(Ballot.id, Ballot.accepted_at)
+            .where(
+                Ballot.campaign_id == campaign.id,
+                Ballot.kiosk_id == kiosk_id,
+                Ballot.accepted_at >= start,
+                Ballot.accepted_at < end,
+            )
+            .order_by(Ballot.accepted_at)
+        ).all()
+        if not ballots:
+            continue
+        groups.append(
             {
                 "kiosk_id": kiosk_id,
-                "kiosk": name,
-                "flag": flag,
-                "count": 0,
-                "first": accepted_at.isoformat(),
-                "last": None,
-                "ballots": [],
-            },
+                "kiosk": db.session.scalar(select(Kiosk.name).where(Kiosk.id == kiosk_id)),
+                "flag": "volume_outlier",
+                "day": day.isoformat(),
+                "threshold": threshold,
+                "count": count,
+                "first": ballots[0][1].isoformat(),
+                "last": ballots[-1][1].isoformat(),
+                "ballots": [{"ballot_id": b, "excluded": b in excluded} for b, _ in ballots],
+            }
         )
-        group["count"] += 1
-        group["last"] = accepted_at.isoformat()
-        group["ballots"].append({"ballot_id": ballot_id, "excluded": ballot_id in excluded})
-    return list(groups.values())
+    return groups
 
 
 def list_exclusions(campaign: Campaign) -> list[Exclusion]:

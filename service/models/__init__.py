@@ -2,7 +2,7 @@
 
 from .audit import AuditEvent
 from .auth import ApiToken
-from .ballot import Ballot, BallotChoice, Exclusion, Kiosk
+from .ballot import Ballot, BallotChoice, Exclusion, Kiosk, KioskSession
 from .campaign import Campaign, Criterion, Entry
 from .publication import MerkleChunk, NightlyMark, Publication, RankingRun
 from .review import Assignment, Expert, Score, ScoreHistory
@@ -19,6 +19,7 @@ __all__ = [
     "Exclusion",
     "Expert",
     "Kiosk",
+    "KioskSession",
     "MerkleChunk",
     "NightlyMark",
     "Publication",

@@ -19,6 +19,20 @@ class Kiosk(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class KioskSession(db.Model):
+    """A browser enrolled as a kiosk. Its cookie holds a random secret of its own (only the
+    SHA-256 is stored), accepted by the HTML voting form only, never by the JSON API; it
+    stops when the kiosk is revoked."""
+
+    __tablename__ = "kiosk_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosks.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Ballot(db.Model):
     """An accepted approval ballot. The voter appears only as a keyed hash.
 

@@ -1,8 +1,10 @@
-"""Binding a browser to a kiosk: an admin's enrolment link stores the kiosk token in a
-long-lived, HttpOnly cookie, and every ballot from that browser records the kiosk.
+"""Binding a browser to a kiosk: enrolling with the kiosk's API token gives the browser a
+credential of its own (``kiosk_sessions``) in a long-lived, HttpOnly cookie, and every
+ballot from that browser records the kiosk.
 
-The token in the cookie is the kiosk's API token, so revoking the kiosk
-(``DELETE /api/v1/kiosks/{id}``) stops its browser at once as well.
+The cookie never holds the API token: the browser credential is accepted by the HTML
+voting form only (the JSON API and batch upload take bearer tokens alone), and revoking
+the kiosk (``DELETE /api/v1/kiosks/{id}``) stops it at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from flask import current_app, g, make_response, render_template, request
 from flask_babel import gettext as _
 
 from ..auth import principal_for
+from ..domain.kiosks import kiosk_for_browser, open_browser_session
 from ..extensions import db
 from ..models import Kiosk
 from . import bp
@@ -50,11 +53,11 @@ def kiosk_for_token(token: str | None) -> Kiosk | None:
 def current_device() -> Device:
     """Resolved once per request from the kiosk cookie."""
     if "vote_device" not in g:
-        token = request.cookies.get(KIOSK_COOKIE)
-        if not token:
+        secret = request.cookies.get(KIOSK_COOKIE)
+        if not secret:
             g.vote_device = Device()
         else:
-            kiosk = kiosk_for_token(token)
+            kiosk = kiosk_for_browser(secret)
             g.vote_device = (
                 Device(kiosk_id=kiosk.id, kiosk_name=kiosk.name)
                 if kiosk is not None
@@ -116,10 +119,12 @@ def enrol():
     kiosk = kiosk_for_token(token)
     if kiosk is None:
         return _invalid_token()
+    secret = open_browser_session(kiosk)
+    db.session.commit()
     response = make_response(render_template("enrol.html", kiosk=kiosk, done=True))
     response.set_cookie(
         KIOSK_COOKIE,
-        token,
+        secret,
         max_age=KIOSK_COOKIE_MAX_AGE,
         path="/",
         httponly=True,
