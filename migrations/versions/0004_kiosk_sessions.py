@@ -1,7 +1,7 @@
 """kiosk_sessions: enrolled browsers get a credential of their own
 
-Revision ID: 0003_h3_integrity
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 12:00:00
 
 """
@@ -12,8 +12,8 @@ from service.models._types import UTCDateTime
 
 
 # revision identifiers, used by Alembic.
-revision = '0003_h3_integrity'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """campaigns.pb_meta: the META section of an imported pabulib file, kept for export
 
-Revision ID: 0003_h5_appeal
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-02 10:00:00
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0003_h5_appeal'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
