@@ -23,6 +23,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     VOTES_ENV=production \
     VOTES_INSTANCE=/app/instance \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
+    HOST=0.0.0.0 \
     PORT=8000
 RUN mkdir -p /app/instance && chown votes:votes /app/instance
 USER 10001:10001

@@ -4,7 +4,13 @@ import multiprocessing
 import os
 import shutil
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# HOST and PORT as service/config.py's web_address(): this machine only (127.0.0.1) in
+# development, every interface in production (the container, behind the proxy).
+_host = os.environ.get("HOST") or (
+    "0.0.0.0" if os.environ.get("VOTES_ENV") == "production" else "127.0.0.1"
+)
+_port = os.environ.get("PORT") or "8000"
+bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"
 # Two processes per core with a few threads each: requests mostly wait on the database.
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count() * 2)))
 threads = int(os.environ.get("WEB_THREADS", "4"))

@@ -233,12 +233,24 @@ def demo() -> None:
 
 
 @demo.command("load")
+@click.option(
+    "--base-url",
+    default=None,
+    help="Where the service answers, for the printed expert links "
+    "(default: http://127.0.0.1:$PORT, as `votes serve` binds).",
+)
 @with_appcontext
-def demo_load() -> None:
+def demo_load(base_url: str | None) -> None:
     """Create the three seed campaigns (skipping those that exist)."""
+    from .config import ConfigError, local_base_url, web_address
     from .demo_loader import load_demo
 
-    for line in load_demo():
+    if base_url is None:
+        try:
+            base_url = local_base_url(*web_address())
+        except ConfigError as exc:
+            _fail(str(exc))
+    for line in load_demo(base_url=base_url.rstrip("/")):
         click.echo(line)
 
 
@@ -352,10 +364,18 @@ def up() -> None:
     import shutil
     import subprocess
 
-    from .config import env_str, instance_dir
+    from .config import ConfigError, env_str, instance_dir, local_base_url, web_address
     from .redis_conn import embedded_url
 
+    try:
+        host, port = web_address()
+    except ConfigError as exc:
+        _fail(str(exc))
+    base = local_base_url(host, port)
     env = dict(os.environ)
+    # Explicit, so that the web process binds exactly what is printed below (honcho
+    # would otherwise hand it PORT=5000).
+    env["HOST"], env["PORT"] = host, str(port)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     processes = ["web", "worker", "cron"]
@@ -372,13 +392,15 @@ def up() -> None:
     votes = [sys.executable, "-m", "service.cli"]
     subprocess.run([*votes, "db", "upgrade"], env=env, check=True)
     if env.get("VOTES_DEMO", "1") != "0":
-        subprocess.run([*votes, "demo", "load"], env=env, check=True)
-    port = env.get("PORT", "8000")
+        subprocess.run([*votes, "demo", "load", "--base-url", base], env=env, check=True)
     click.echo("")
-    click.echo(f"  Service:     http://127.0.0.1:{port}/")
-    click.echo(f"  API docs:    http://127.0.0.1:{port}/api/openapi.json")
-    click.echo(f"  Admin token: {env['ADMIN_TOKEN']}")
-    click.echo(f"  Redis:       {env['REDIS_URL']}")
+    click.echo(f"  Service:          {base}/")
+    click.echo(f"  API docs:         {base}/api/openapi.json")
+    click.echo(f"  Kiosk enrolment:  {base}/kiosk/enrol")
+    click.echo(f"  Admin token:      {env['ADMIN_TOKEN']}  (Authorization: Bearer …)")
+    click.echo(f"  Redis:            {env['REDIS_URL']}")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo(f"  Listening on {host}:{port}: reachable from other machines.")
     click.echo("  Ctrl-C stops everything.")
     click.echo("")
     honcho = shutil.which("honcho", path=env["PATH"]) or "honcho"
@@ -391,6 +413,13 @@ def up() -> None:
             str(PROJECT_ROOT / "Procfile"),
             "-d",
             str(PROJECT_ROOT),
+            # The environment is ours alone: no .env file (the compose one would set
+            # PORT, an empty ADMIN_TOKEN, production secrets…), and the web process
+            # (first) gets PORT=port.
+            "-e",
+            os.devnull,
+            "-p",
+            str(port),
             *processes,
         ],
         env,

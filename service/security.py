@@ -22,8 +22,11 @@ CSP = "; ".join(
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    # Enrolment and review links carry tokens: never send URLs to anyone else.
-    "Referrer-Policy": "no-referrer",
+    # Enrolment and review links carry tokens: never send a URL to another origin. Our
+    # own origin must get it, though: over HTTPS the CSRF check (WTF_CSRF_SSL_STRICT)
+    # refuses a form post without a same-origin Referer, and `no-referrer` broke every
+    # form behind TLS.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",

@@ -112,8 +112,13 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def http(method: str, url: str, body=None, headers=None, form: bool = False, timeout=10):
-    """(status, headers, parsed body) over real HTTP; never raises on 4xx/5xx."""
+def http(
+    method: str, url: str, body=None, headers=None, form: bool = False, timeout=10, context=None
+):
+    """(status, headers, parsed body) over real HTTP; never raises on 4xx/5xx.
+
+    ``context``: an ``ssl.SSLContext`` for https URLs (e.g. one trusting a test's own
+    certificate)."""
     data = None
     headers = dict(headers or {})
     if body is not None:
@@ -126,7 +131,10 @@ def http(method: str, url: str, body=None, headers=None, form: bool = False, tim
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    handlers = [urllib.request.ProxyHandler({})]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
             raw, status, hdrs = response.read(), response.status, dict(response.headers)
@@ -139,8 +147,11 @@ def http(method: str, url: str, body=None, headers=None, form: bool = False, tim
     return status, hdrs, parsed
 
 
-def gunicorn(env: dict[str, str], logdir: Path, port: int) -> Process:
-    """The web tier exactly as `votes serve` runs it (gunicorn.conf.py)."""
+def gunicorn(
+    env: dict[str, str], logdir: Path, port: int, extra_args: tuple[str, ...] = ()
+) -> Process:
+    """The web tier exactly as `votes serve` runs it (gunicorn.conf.py); ``extra_args``
+    are further gunicorn options (e.g. ``--certfile``/``--keyfile``)."""
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": env.get("WEB_CONCURRENCY", "2")}
     return Process(
         "web",
@@ -150,6 +161,7 @@ def gunicorn(env: dict[str, str], logdir: Path, port: int) -> Process:
             "gunicorn",
             "-c",
             str(ROOT / "gunicorn.conf.py"),
+            *extra_args,
             "service.wsgi:app",
         ],
         env,
@@ -166,10 +178,10 @@ def migrate(env: dict[str, str], command: list[str] | None = None) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def wait_healthy(base: str, timeout: float = 60) -> None:
+def wait_healthy(base: str, timeout: float = 60, context=None) -> None:
     def ok():
         try:
-            return http("GET", f"{base}/healthz", timeout=2)[0] == 200
+            return http("GET", f"{base}/healthz", timeout=2, context=context)[0] == 200
         except OSError:
             return False
 

@@ -1,9 +1,13 @@
 """The `votes` command."""
 
 import json
+import re
+import runpy
 
+import pytest
 from sqlalchemy import func, select
 
+from service.config import PROJECT_ROOT, ConfigError, local_base_url, web_address
 from service.extensions import db
 from service.models import Ballot, Campaign, Entry, Expert, Kiosk, Score
 from tests.conftest import campaign_doc
@@ -59,7 +63,13 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
     # The demo panels scored the two reviewed campaigns, never an entry of their own area.
     assert set(scored) == {"pengpu-2022-cases", "pengpu-2023-grids"}
     assert min(scored.values()) > 50 and recused == 0
-    assert "/review/pengpu-2022-cases/login?token=exp_" in result.output
+    # The expert links are absolute, on the address `votes serve` binds by default.
+    links = re.findall(r"(?m)^  expert \S+: (\S+)$", result.output)
+    assert len(links) == 12, result.output
+    assert all(
+        re.fullmatch(r"http://127\.0\.0\.1:\d+/review/pengpu-20\d\d-\w+/login\?token=exp_\S+", u)
+        for u in links
+    ), links
     # Each campaign is ranked and published, with its own selection rule honoured.
     published = {slug: client.get(f"/api/v1/campaigns/{slug}/results").json for slug in slugs}
     winners = {slug: [r for r in doc["rows"] if r["selected"]] for slug, doc in published.items()}
@@ -111,3 +121,34 @@ def test_kiosk_add_prints_a_token(app):
     assert result.exit_code == 0 and "ksk_" in result.output
     with app.app_context():
         assert db.session.scalar(select(Kiosk.location)) == "一楼"
+
+
+@pytest.mark.parametrize(
+    ("env", "bind", "url"),
+    [
+        ({}, "127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ({"PORT": "8123"}, "127.0.0.1:8123", "http://127.0.0.1:8123"),
+        ({"VOTES_ENV": "production"}, "0.0.0.0:8000", "http://127.0.0.1:8000"),
+        ({"HOST": "0.0.0.0", "PORT": "9000"}, "0.0.0.0:9000", "http://127.0.0.1:9000"),
+        ({"HOST": "::"}, "[::]:8000", "http://[::1]:8000"),
+        ({"HOST": "192.0.2.7"}, "192.0.2.7:8000", "http://192.0.2.7:8000"),
+    ],
+)
+def test_web_address_development_binds_loopback(monkeypatch, env, bind, url):
+    """HOST/PORT: loopback in development, every interface in production; gunicorn.conf.py
+    binds what web_address() says, and the printed base URL reaches it."""
+    for name in ("HOST", "PORT", "VOTES_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    host, port = web_address()
+    conf = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))
+    assert conf["bind"] == bind
+    assert local_base_url(host, port) == url
+
+
+@pytest.mark.parametrize("port", ["eighty", "0", "70000"])
+def test_web_address_refuses_a_bad_port(monkeypatch, port):
+    monkeypatch.setenv("PORT", port)
+    with pytest.raises(ConfigError, match="PORT"):
+        web_address()

@@ -1,5 +1,7 @@
 """Security headers and the attack surface of the API."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import ADMIN
@@ -17,15 +19,33 @@ from tests.conftest import ADMIN
     ],
 )
 def test_security_headers_on_every_response(client, path):
-    """Every response forbids framing, sniffing, referrers and any script or outside source."""
+    """Every response forbids framing, sniffing, referrers to other origins and any script
+    or outside source. Same-origin referrers stay: the CSRF check over HTTPS needs them."""
     r = client.get(path)
     csp = r.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert "script-src" not in csp  # falls back to default-src 'none': no scripts at all
     assert "http" not in csp
     assert r.headers["X-Content-Type-Options"] == "nosniff"
-    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["Referrer-Policy"] == "same-origin"
     assert r.headers["X-Frame-Options"] == "DENY"
+
+
+def test_no_page_with_a_post_form_withholds_its_referrer():
+    """A page-level ``<meta name="referrer">`` overrides the header for that page: on a
+    page with a form that posts, ``no-referrer`` (or anything that drops our own origin)
+    makes the post fail the CSRF referrer check over HTTPS (tests/test_https.py). Every
+    page extends base.html, so it may not set one either."""
+    templates = Path(__file__).resolve().parent.parent / "service" / "templates"
+    offenders = [
+        path.name
+        for path in sorted(templates.rglob("*.html"))
+        if (
+            'method="post"' in (html := path.read_text("utf-8")).lower() or path.name == "base.html"
+        )
+        and 'name="referrer"' in html
+    ]
+    assert offenders == []
 
 
 # Everything not listed here is treated as an admin operation, so a new endpoint is
