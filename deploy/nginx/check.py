@@ -101,7 +101,7 @@ def main() -> int:
     nginx = nginx_binary()
     if nginx is None:
         print("nginx not installed: deploy/nginx/votes.conf not checked (apt-get install nginx)")
-        return 0 if os.environ.get("NGINX_OPTIONAL") else 1
+        return 0 if os.environ.get("NGINX_OPTIONAL") == "1" else 1
     with tempfile.TemporaryDirectory(prefix="votes-nginx-") as tmp:
         conf = render(Path(tmp))
         result = subprocess.run(
