@@ -490,6 +490,9 @@ def test_slow_clients_do_not_starve_healthz_behind_nginx(proxied):
             held.append(sum(s is not None for s in attackers))
             stop.wait(3)
 
+    # The connection count sees a client of gunicorn (here, one connected directly).
+    with socket.create_connection(("127.0.0.1", web_port), timeout=5):
+        assert wait_until(lambda: established_connections(web_port) >= 1, 5, 0.05, "count")
     thread = threading.Thread(target=attack, daemon=True)
     thread.start()
     latencies, statuses, upstream = [], [], []
