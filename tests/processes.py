@@ -295,3 +295,73 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.dir.parent, ignore_errors=True)
+
+
+def _nginx_check_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "votes_nginx_check", ROOT / "deploy" / "nginx" / "check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Nginx:
+    """Debian's nginx running deploy/nginx/votes.conf in front of a local upstream.
+
+    Only the upstream, the certificate (self-signed, made for the test) and the listen
+    ports differ from the file the compose file mounts (deploy/nginx/check.py).
+    """
+
+    def __init__(self, workdir: Path, upstream_port: int) -> None:
+        check = _nginx_check_module()
+        self.binary = check.nginx_binary()
+        if self.binary is None:
+            raise RuntimeError("nginx not found (apt-get install nginx)")
+        self.workdir = workdir
+        self.http_port, self.https_port = free_port(), free_port()
+        self.conf = check.render(
+            workdir, f"127.0.0.1:{upstream_port}", self.http_port, self.https_port
+        )
+        self.process = Process(
+            "nginx", [self.binary, "-p", str(workdir), "-c", str(self.conf)], {}, workdir
+        )
+
+    @property
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> Nginx:
+        self.process.start()
+        wait_until(lambda: _accepts(self.https_port), 15, 0.05, "nginx")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop(10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def established_connections(port: int) -> int:
+    """TCP connections in state ESTABLISHED whose local port is `port` (from /proc)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    count += 1
+    return count

@@ -580,3 +580,38 @@ def test_a_steady_twenty_a_minute_kiosk_is_a_volume_outlier(client, make_campaig
         clock.set(at + timedelta(days=1, hours=1, minutes=minute))
         batch(busy, 20)
     assert [g["day"] for g in anomaly_groups(client, "volume_outlier")] == ["2026-11-21"]
+
+
+def _behind_proxy(make_app, **env):
+    """The app as gunicorn runs it behind nginx: every request's TCP peer is the proxy."""
+    application = make_app(RATELIMIT_BALLOTS_WEB="3 per minute", **env)
+    application.config["CLOCK"] = lambda: OPEN
+    client = application.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.0.0.2"
+    return client
+
+
+def _web_ballot(client, n: int, forwarded_for: str) -> int:
+    return client.post(
+        "/api/v1/campaigns/c1/ballots",
+        json=ballot(voter=f"1370000{n:04d}"),
+        headers={"X-Forwarded-For": forwarded_for},
+    ).status_code
+
+
+def test_proxy_hops_1_gives_each_forwarded_client_its_own_rate_limit(make_app, voting):
+    """PROXY_HOPS=1: the client address is nginx's X-Forwarded-For entry, so two
+    residents behind the proxy have two buckets; what a client prepends is ignored."""
+    client = _behind_proxy(make_app, PROXY_HOPS="1")
+    assert [_web_ballot(client, n, "203.0.113.5") for n in range(4)] == [201, 201, 201, 429]
+    assert _web_ballot(client, 10, "203.0.113.6") == 201
+    # nginx appends the real peer: a forged first entry does not open a new bucket.
+    assert _web_ballot(client, 11, "198.51.100.77, 203.0.113.5") == 429
+    assert _web_ballot(client, 12, "203.0.113.5, 203.0.113.7") == 201
+
+
+def test_proxy_hops_0_ignores_x_forwarded_for(make_app, voting):
+    """The default: X-Forwarded-For is not trusted, the TCP peer is the client (so a
+    client cannot choose its bucket; behind a proxy without PROXY_HOPS all share one)."""
+    client = _behind_proxy(make_app)
+    assert [_web_ballot(client, n, f"203.0.113.{n}") for n in range(4)] == [201, 201, 201, 429]

@@ -117,3 +117,24 @@ def test_worker_log_lines_are_json_once(monkeypatch):
     finally:
         for h in [h for h in root.handlers if getattr(h, "_votes_json", False)]:
             root.removeHandler(h)
+
+
+def test_metrics_token_is_required_once_configured(make_app):
+    """METRICS_TOKEN: /metrics answers only `Authorization: Bearer <token>`."""
+    client = make_app(METRICS_TOKEN="scrape-token-0123456789abcdef").test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics").json["error"]["code"] == "unauthorized"
+    wrong = {"Authorization": "Bearer scrape-token-0123456789abcdeX"}
+    assert client.get("/metrics", headers=wrong).status_code == 401
+    assert client.get("/metrics", headers=ADMIN).status_code == 401  # not an admin thing
+    right = {"Authorization": "Bearer scrape-token-0123456789abcdef"}
+    r = client.get("/metrics", headers=right)
+    assert r.status_code == 200 and b"votes_request_seconds" in r.data
+
+
+def test_metrics_are_off_in_production_without_a_token(make_app):
+    client = make_app(
+        VOTES_ENV="production", SECRET_KEY="s" * 32, VOTER_PEPPER="p" * 32
+    ).test_client()
+    r = client.get("/metrics")
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
