@@ -29,6 +29,7 @@ from ..extensions import db
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion
 from ..observability import BALLOTS
 from .campaigns import lock_rules
+from .roll import check_voter
 from .voters import InvalidVoterId, voter_key
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,8 @@ def _prepare(
     codes: dict[str, int],
     arrived: datetime,
 ) -> tuple[str | None, _Prepared | ApiError]:
-    """Check one ballot against the campaign's rules, without touching the database.
+    """Check one ballot against the campaign's rules, without touching the database
+    (except the roll lookup of an ``eligibility: roll`` campaign).
 
     Returns (content digest or None, the row to insert or the refusal).
     """
@@ -272,6 +274,7 @@ def _prepare(
     try:
         chosen = _check_choices(campaign, choices, codes)
         effective = _effective_time(campaign, channel, cast_at, arrived)
+        check_voter(campaign, key, chosen)
     except ApiError as exc:
         return digest, exc
     slot = "once"
