@@ -526,3 +526,59 @@ def test_the_demo_groups_campaign_votes_by_roll(app, client):
     published = client.get("/api/v1/campaigns/pengpu-2022-groups/results").json
     assert published["turnout"]["voters"] == 900
     assert published["turnout"]["roll_size"] == roll["total"]
+
+
+def test_a_batch_reads_the_roll_once(client, app, make_campaign, clock):
+    """A kiosk batch on a roll campaign looks its voters up in one query, with the same
+    outcomes as one by one: on the roll, off it, outside the area, twice."""
+    make_campaign(voting={**ROLL, "area_scope": True, "max_choices": 5}, entries=SCOPED_ENTRIES)
+    voters = [f"139{i:08d}" for i in range(40)]
+    upload(client, "voter_id,area\n" + "".join(f"{v},海鹰居民区\n" for v in voters))
+    kiosk = client.post("/api/v1/kiosks", json={"name": "k"}, headers=ADMIN).json
+    clock.set(OPEN)
+    items = [{"ballot_id": str(uuid.uuid4()), "voter_id": v, "choices": ["H1"]} for v in voters]
+    items += [
+        {"ballot_id": str(uuid.uuid4()), "voter_id": "13800000000", "choices": ["H1"]},
+        {"ballot_id": str(uuid.uuid4()), "voter_id": voters[0], "choices": ["H2"]},
+        {"ballot_id": str(uuid.uuid4()), "voter_id": voters[1] + "0", "choices": ["H1"]},
+    ]
+    items[2]["choices"] = ["H1", "L1"]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        r = client.post(
+            "/api/v1/campaigns/c1/ballots/batch",
+            json={"ballots": items},
+            headers={"Authorization": f"Bearer {kiosk['token']}"},
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert r.status_code == 200, r.json
+    results = r.json["results"]
+    codes = [x.get("error", {}).get("code") for x in results]
+    assert codes[2] == "outside_area" and results[2]["error"]["details"]["codes"] == ["L1"]
+    assert codes[40:] == ["not_on_roll", "already_voted", "invalid_voter_id"]
+    assert [x["status"] for x in results[:40]].count("accepted") == 39
+    assert len([s for s in statements if "roll_voters" in s]) == 1
+    assert counted(app) == 39
+
+
+def test_votes_roll_import(app, client, make_campaign, tmp_path):
+    make_campaign(voting=ROLL)
+    path = tmp_path / "roll.csv"
+    path.write_bytes("voter_id,area\n13912345678,海鹰居民区\n".encode("gbk"))
+    result = app.test_cli_runner().invoke(args=["roll", "import", "c1", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "added 1 voters" in result.output
+    path.write_bytes(b"voter_id\n12\n")
+    result = app.test_cli_runner().invoke(args=["roll", "import", "c1", str(path)])
+    assert result.exit_code == 2 and "invalid_csv" in result.output
+    assert client.get("/api/v1/campaigns/c1/roll", headers=ADMIN).json["areas"] == [
+        {"area": "海鹰居民区", "voters": 1, "grids": []}
+    ]

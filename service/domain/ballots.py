@@ -29,7 +29,7 @@ from ..extensions import db
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion
 from ..observability import BALLOTS
 from .campaigns import lock_rules
-from .roll import check_voter
+from .roll import check_voter, preloaded
 from .voters import InvalidVoterId, voter_key
 
 log = logging.getLogger(__name__)
@@ -376,6 +376,13 @@ def _cast_ballot(
 
 
 def cast_batch(
+    campaign: Campaign, items: list[dict | ApiError], kiosk_id: int
+) -> list[CastResult | ApiError]:
+    with preloaded(campaign, items):  # a roll campaign: the batch's roll rows at once
+        return _cast_batch(campaign, items, kiosk_id)
+
+
+def _cast_batch(
     campaign: Campaign, items: list[dict | ApiError], kiosk_id: int
 ) -> list[CastResult | ApiError]:
     """A kiosk's offline batch, set-based: one lookup, one multi-row insert per table.
