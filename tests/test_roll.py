@@ -166,6 +166,9 @@ def test_undecodable_and_empty_files(client, make_campaign):
     assert error_code(upload(client, b"voter_id\n\xff\xfe\xfd\xfc\n")) == "invalid_csv"
     assert error_code(upload(client, b"")) == "invalid_csv"
     assert error_code(upload(client, b"voter_id,area\n")) == "invalid_csv"
+    nul = upload(client, b"voter_id,area\n13912345678,a\x00b\n")
+    assert error_code(nul) == "invalid_csv"
+    assert nul.json["error"]["details"]["lines"][0]["line"] == 2
     r = upload(client, b"<roll/>", content_type="application/xml")
     assert r.status_code == 415
 

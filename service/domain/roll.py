@@ -20,6 +20,8 @@ from flask import current_app, g
 from sqlalchemy import and_, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from schemas.common import _CONTROL
+
 from ..clock import now
 from ..errors import ApiError, validation_error
 from ..extensions import db
@@ -122,6 +124,9 @@ def _optional_text(value: object, name: str, errors: dict) -> str | None:
         errors[name] = ["须为文本 / must be text"]
         return None
     value = " ".join(value.split())
+    if _CONTROL.search(value):
+        errors[name] = ["不允许控制字符 / control characters are not allowed"]
+        return None
     if len(value) > MAX_TEXT:
         errors[name] = [f"最多 {MAX_TEXT} 个字符 / at most {MAX_TEXT} characters"]
     return value or None
