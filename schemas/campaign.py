@@ -10,6 +10,7 @@ from .common import KEY_PATTERN, SLUG_PATTERN, Rfc3339, Text
 
 VOTER_ID_KINDS = ("cn_mobile", "cn_resident_id", "member_code")
 CHANNELS = ("kiosk", "web")
+ELIGIBILITY = ("open", "roll")
 VOTE_SCORES = ("max", "approval_rate", "share", "rank_points", "log")
 AGGREGATES = ("mean", "trimmed_mean", "median")
 CALIBRATIONS = ("none", "zscore", "additive")
@@ -47,10 +48,18 @@ class VotingSchema(Schema):
         validate=validate.Length(min=1),
     )
     kiosk_grace_hours = fields.Float(load_default=24, validate=validate.Range(min=0, max=24 * 14))
+    # Who may vote: anyone with a valid identifier, or only identifiers on the roll
+    # (POST …/roll); with area_scope a voter chooses only entries of their own area/grid.
+    eligibility = Text(load_default="open", validate=validate.OneOf(ELIGIBILITY))
+    area_scope = fields.Boolean(load_default=False)
 
     @validates_schema
     def check(self, data, **kwargs):
         _window(data, "voting")
+        if data.get("area_scope") and data.get("eligibility", "open") != "roll":
+            raise ValidationError(
+                "按区域投票需要选民名册 / area_scope needs eligibility roll", "area_scope"
+            )
         if data.get("min_choices", 1) > data.get("max_choices", 1):
             raise ValidationError(
                 "最少选择数不能大于最多选择数 / min_choices must not exceed max_choices",

@@ -1,6 +1,7 @@
 from marshmallow import Schema, fields, validate
 
 from .common import Rfc3339, Text
+from .roll import TurnoutSchema
 
 
 class ExpertSchema(Schema):
@@ -92,3 +93,5 @@ class ProgressSchema(Schema):
     entries_complete = fields.Integer()
     entries = fields.List(fields.Nested(ProgressEntrySchema))
     experts = fields.List(fields.Nested(ProgressExpertSchema))
+    # Roll campaigns only (null otherwise): voters on the roll who cast a counted ballot.
+    turnout = fields.Nested(TurnoutSchema, allow_none=True)

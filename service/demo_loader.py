@@ -17,6 +17,7 @@ from .clock import frozen
 from .domain.ballots import cast_ballot, entry_ids
 from .domain.campaigns import import_entries_csv
 from .domain.review import add_expert, is_recused, submit_score
+from .domain.roll import add_voters
 from .domain.voters import resident_id_check_char
 from .errors import ApiError
 from .extensions import db
@@ -47,8 +48,9 @@ def load_demo(at: datetime | None = None, base_url: str = "") -> Iterator[str]:
             result = import_entries_csv(
                 campaign, (DEMO_DIR / f"{name}.csv").read_text("utf-8"), "demo"
             )
+            roll = demo_roll(campaign)
         db.session.commit()
-        cast = simulate_ballots(campaign, DEMO_BALLOTS.get(campaign.slug, 200), at)
+        cast = simulate_ballots(campaign, DEMO_BALLOTS.get(campaign.slug, 200), at, roll)
         db.session.commit()
         scored, links = simulate_review(campaign, experts.get(campaign.slug, []), at)
         db.session.commit()
@@ -73,13 +75,44 @@ def _fake_voter(kind: str, rng: random.Random) -> str:
     return f"1{rng.choice('3456789')}{rng.randint(0, 10**9 - 1):09d}"
 
 
-def simulate_ballots(campaign: Campaign, n: int, at: datetime) -> int:
+def demo_roll(campaign: Campaign) -> list[str] | None:
+    """For a campaign with ``eligibility: roll``: a generated roll of 25–45 residents per
+    居民区 of its entries, added through the roll's domain function (stored as keyed
+    hashes only). Returns the identifiers, which live only in this process, so that the
+    simulated ballots come from voters on the roll."""
+    if campaign.voting.get("eligibility") != "roll":
+        return None
+    rng = random.Random(campaign.slug + ":roll")
+    areas = sorted(
+        {
+            a
+            for a in db.session.scalars(select(Entry.area).where(Entry.campaign_id == campaign.id))
+            if a
+        }
+    )
+    seen: set[str] = set()
+    rows = []
+    for area in areas:
+        for _ in range(rng.randint(25, 45)):
+            voter = _fake_voter(campaign.voting["voter_id"], rng)
+            if voter not in seen:
+                seen.add(voter)
+                rows.append((len(rows), {"voter_id": voter, "area": area, "grid": None}))
+    add_voters(campaign, rows, "demo", source="json")
+    return [row["voter_id"] for _, row in rows]
+
+
+def simulate_ballots(
+    campaign: Campaign, n: int, at: datetime, roll: list[str] | None = None
+) -> int:
     """Cast n plausible ballots through cast_ballot, the function every channel uses.
 
     Deterministic per campaign (seeded by the slug); popularity is skewed so rankings
-    have a shape; ballots are spread over the voting window up to `at`.
+    have a shape; ballots are spread over the voting window up to `at`. With a roll the
+    voters are drawn from it (each once), otherwise invented.
     """
     rng = random.Random(campaign.slug)
+    voters = rng.sample(roll, min(n, len(roll))) if roll is not None else None
     voting = campaign.voting
     opens = datetime.fromisoformat(voting["opens_at"])
     closes = min(datetime.fromisoformat(voting["closes_at"]), at)
@@ -104,7 +137,9 @@ def simulate_ballots(campaign: Campaign, n: int, at: datetime) -> int:
                 cast_ballot(
                     campaign,
                     ballot_id=uuid.UUID(int=rng.getrandbits(128), version=4),
-                    voter_id=_fake_voter(voting["voter_id"], rng),
+                    voter_id=voters[i % len(voters)]
+                    if voters
+                    else _fake_voter(voting["voter_id"], rng),
                     choices=sorted(chosen),
                     channel=channel,
                     kiosk_id=kiosk.id if channel == "kiosk" else None,

@@ -25,12 +25,15 @@ def register_api(app) -> VotesApi:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    from . import ballots, campaigns, kiosks, rankings, results, review
+    from . import ballots, campaigns, kiosks, rankings, results, review, roll
 
-    for module in (campaigns, kiosks, ballots, review, rankings, results):
+    for module in (campaigns, kiosks, ballots, review, rankings, results, roll):
         api.register_blueprint(module.blp)
     from schemas.ballot import BallotInSchema
 
     # Documented by reference from the ballot endpoint (JSON and form bodies).
     api.spec.components.schema("BallotIn", schema=BallotInSchema)
+    from schemas.roll import RollInSchema
+
+    api.spec.components.schema("RollIn", schema=RollInSchema)
     return api

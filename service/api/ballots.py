@@ -132,11 +132,13 @@ class Ballots(MethodView):
     @blp.response(201, BallotOutSchema)
     @blp.alt_response(200, schema=BallotOutSchema, description="replay of the same ballot")
     @blp.alt_response(409, schema=ApiErrorSchema, description="already_voted")
-    @blp.alt_response(422, schema=ApiErrorSchema, description="validation and rule errors")
+    @blp.alt_response(
+        422, schema=ApiErrorSchema, description="validation and rule errors, outside_area"
+    )
     @blp.alt_response(
         403,
         schema=ApiErrorSchema,
-        description="voting_not_open, voting_closed, channel_not_allowed",
+        description="voting_not_open, voting_closed, channel_not_allowed, not_on_roll",
     )
     def post(self, slug):
         """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""

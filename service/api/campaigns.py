@@ -65,7 +65,7 @@ class CampaignItem(MethodView):
     @blp.doc(security=ADMIN)
     @blp.arguments(CampaignPatchSchema)
     @blp.response(200, CampaignSchema)
-    @blp.alt_response(409, schema=ApiErrorSchema, description="rules_locked")
+    @blp.alt_response(409, schema=ApiErrorSchema, description="rules_locked, roll_not_empty")
     def patch(self, patch, slug):
         """Change a campaign; rule changes are refused once a ballot or score exists."""
         campaign = domain.get_campaign(slug)

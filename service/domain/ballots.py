@@ -29,6 +29,7 @@ from ..extensions import db
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Kiosk
 from ..observability import BALLOTS
 from .campaigns import lock_rules
+from .roll import check_voter, preloaded
 from .voters import InvalidVoterId, voter_key
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,8 @@ def _prepare(
     arrived: datetime,
     kiosk_since: datetime | None = None,
 ) -> tuple[str | None, _Prepared | ApiError]:
-    """Check one ballot against the campaign's rules, without touching the database.
+    """Check one ballot against the campaign's rules, without touching the database
+    (except the roll lookup of an ``eligibility: roll`` campaign).
 
     Returns (content digest or None, the row to insert or the refusal).
     """
@@ -285,6 +287,7 @@ def _prepare(
     try:
         chosen = _check_choices(campaign, choices, codes)
         effective = _effective_time(campaign, channel, cast_at, arrived, kiosk_since)
+        check_voter(campaign, key, chosen)
     except ApiError as exc:
         return digest, exc
     slot = "once"
@@ -401,6 +404,13 @@ def _cast_ballot(
 
 
 def cast_batch(
+    campaign: Campaign, items: list[dict | ApiError], kiosk_id: int
+) -> list[CastResult | ApiError]:
+    with preloaded(campaign, items):  # a roll campaign: the batch's roll rows at once
+        return _cast_batch(campaign, items, kiosk_id)
+
+
+def _cast_batch(
     campaign: Campaign, items: list[dict | ApiError], kiosk_id: int
 ) -> list[CastResult | ApiError]:
     """A kiosk's offline batch, set-based: one lookup, one multi-row insert per table.

@@ -20,6 +20,7 @@ from ..errors import ApiError, validation_error
 from ..extensions import db
 from ..models import Ballot, Campaign, Criterion, Entry, Score
 from .audit import audit
+from .roll import check_kind_change
 
 SECTIONS = ("voting", "review", "ranking", "selection", "results")
 CSV_HEADER = ["code", "title", "summary", "category", "area", "grid", "cost"]
@@ -211,6 +212,7 @@ def update_campaign(campaign: Campaign, patch: dict[str, Any], actor: str) -> Ca
                 "已有选票或评分,规则已锁定 / Rules are locked once a ballot or score exists",
                 {"fields": changed},
             )
+    check_kind_change(campaign, old["voting"], new["voting"])
     window_changes = {
         f"{s}.{k}": {"from": old[s].get(k), "to": new[s].get(k)}
         for s in ("voting", "review")

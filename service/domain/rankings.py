@@ -45,6 +45,7 @@ from ..models import (
 )
 from ..models import Criterion as CriterionRow
 from ..models import Entry as EntryRow
+from .roll import turnout
 
 STATUSES = ("queued", "running", "finished", "failed")
 FETCH_ROWS = 10_000  # rows per fetch or parsed COPY batch: bounds memory whatever the count
@@ -573,6 +574,7 @@ def compute(run: RankingRun) -> dict[str, Any]:
     ballots = load_ballots(campaign.id, [e.id for e in entry_rows])
 
     ballots_root = _store_tree(run.id, ballots.receipts)
+    roll_turnout = turnout(campaign)  # roll campaigns only; same snapshot
     frozen = {
         "campaign": campaign.slug,
         "title": campaign.title,
@@ -585,6 +587,8 @@ def compute(run: RankingRun) -> dict[str, Any]:
         "ballots_root": ballots_root,
         "approvals_sha256": _approvals_sha256(ballots.approvals),
     }
+    if roll_turnout is not None:
+        frozen["turnout"] = roll_turnout
     input_digest = hashlib.sha256(canonical_json(frozen).encode("utf-8")).hexdigest()
     lot_seed = lot_seed_for(input_digest)
 
@@ -604,6 +608,8 @@ def compute(run: RankingRun) -> dict[str, Any]:
         "notes": ranked["notes"],
         "rows": ranked["rows"],
     }
+    if roll_turnout is not None:
+        content["turnout"] = roll_turnout
     content["result_digest"] = hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
     run.input_digest = input_digest

@@ -17,6 +17,7 @@ from ..models import ApiToken, Assignment, Campaign, Entry, Expert, Score, Score
 from ..observability import SCORES
 from .audit import audit
 from .campaigns import get_entry, lock_rules
+from .roll import turnout
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -362,4 +363,5 @@ def progress(campaign: Campaign) -> dict[str, Any]:
         "entries_complete": sum(r["min_reviews_met"] for r in entry_rows),
         "entries": entry_rows,
         "experts": expert_rows,
+        "turnout": turnout(campaign),
     }

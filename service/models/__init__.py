@@ -6,6 +6,7 @@ from .ballot import Ballot, BallotChoice, Exclusion, Kiosk, KioskSession
 from .campaign import Campaign, Criterion, Entry
 from .publication import MerkleChunk, NightlyMark, Publication, RankingRun
 from .review import Assignment, Expert, Score, ScoreHistory
+from .roll import RollVoter
 
 __all__ = [
     "ApiToken",
@@ -24,6 +25,7 @@ __all__ = [
     "NightlyMark",
     "Publication",
     "RankingRun",
+    "RollVoter",
     "Score",
     "ScoreHistory",
 ]

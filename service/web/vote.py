@@ -41,6 +41,8 @@ ERROR_FIELD = {
     "too_many_choices": "choices",
     "duplicate_choice": "choices",
     "unknown_entry": "choices",
+    "not_on_roll": "voter_id",
+    "outside_area": "choices",
 }
 # After these the ballot id can never succeed again, so the next attempt gets a new one.
 FRESH_BALLOT_ID_AFTER = {"already_voted", "ballot_id_reused"}
@@ -133,6 +135,13 @@ def _error_text(exc: ApiError, kind: str) -> str:
         ),
         "duplicate_choice": lambda: _("同一项目不能重复选择。"),
         "unknown_entry": lambda: _("所选项目不在本次评选中,请重新选择。"),
+        "not_on_roll": lambda: _(
+            "您填写的信息不在本次评选的选民名册中，无法投票。如有疑问，请联系居委会。"
+        ),
+        "outside_area": lambda: _(
+            "只能选择您所在居民区或网格的项目，请取消以下项目：%(codes)s。",
+            codes="、".join(details.get("codes", [])),
+        ),
         "voting_not_open": lambda: _("投票尚未开始。"),
         "voting_closed": lambda: _("投票已经结束,感谢您的关注。"),
         "channel_not_allowed": lambda: _("本次评选不接受这种投票方式。"),
