@@ -25,9 +25,9 @@ def register_api(app) -> VotesApi:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    from . import ballots, campaigns, kiosks, rankings, results, review
+    from . import ballots, campaigns, kiosks, rankings, results, review, verifications
 
-    for module in (campaigns, kiosks, ballots, review, rankings, results):
+    for module in (campaigns, kiosks, ballots, verifications, review, rankings, results):
         api.register_blueprint(module.blp)
     from schemas.ballot import BallotInSchema
 

@@ -6,6 +6,7 @@ from .ballot import Ballot, BallotChoice, Exclusion, Kiosk
 from .campaign import Campaign, Criterion, Entry
 from .publication import MerkleChunk, NightlyMark, Publication, RankingRun
 from .review import Assignment, Expert, Score, ScoreHistory
+from .verification import SmsCounter, SmsVerification
 
 __all__ = [
     "ApiToken",
@@ -25,4 +26,6 @@ __all__ = [
     "RankingRun",
     "Score",
     "ScoreHistory",
+    "SmsCounter",
+    "SmsVerification",
 ]
