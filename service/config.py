@@ -109,11 +109,12 @@ class Config:
         self.SESSION_COOKIE_SECURE = production
         self.JSON_AS_ASCII = False
 
-
     def sms_settings(self) -> None:
         """SMS one-time codes (``voting.verify: sms``): the provider and the abuse limits."""
         # Per client address, shared by the API and the HTML form's 发送验证码 button.
-        self.RATELIMIT_SMS_WEB = env_str("RATELIMIT_SMS_WEB", "5 per minute;30 per hour;100 per day")
+        self.RATELIMIT_SMS_WEB = env_str(
+            "RATELIMIT_SMS_WEB", "5 per minute;30 per hour;100 per day"
+        )
         self.SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 5)
         self.SMS_PROVIDER = env_str("SMS_PROVIDER", "console")
         if self.SMS_PROVIDER not in SMS_PROVIDERS:

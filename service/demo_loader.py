@@ -15,8 +15,8 @@ from sqlalchemy import exists, select
 
 from .cli import create_campaign_from_doc, substitute_times
 from .clock import frozen
-from .domain.ballots import cast_ballot, entry_ids
 from .domain import verification
+from .domain.ballots import cast_ballot, entry_ids
 from .domain.campaigns import import_entries_csv
 from .domain.review import add_expert, is_recused, submit_score
 from .domain.voters import resident_id_check_char

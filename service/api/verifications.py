@@ -45,14 +45,20 @@ class Verifications(MethodView):
     @blp.doc(security=[{"bearer": []}, {}])
     @blp.arguments(VerificationRequestSchema)
     @blp.response(202, VerificationIssuedSchema)
-    @blp.alt_response(403, schema=ApiErrorSchema, description="voting_not_open, voting_closed, channel_not_allowed")
+    @blp.alt_response(
+        403,
+        schema=ApiErrorSchema,
+        description="voting_not_open, voting_closed, channel_not_allowed",
+    )
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_found")
     @blp.alt_response(409, schema=ApiErrorSchema, description="verification_not_used")
     @blp.alt_response(422, schema=ApiErrorSchema, description="invalid_voter_id, validation_error")
     @blp.alt_response(
         429, schema=ApiErrorSchema, description="resend_too_soon, too_many_codes, rate_limited"
     )
-    @blp.alt_response(503, schema=ApiErrorSchema, description="sms_unavailable, sms_budget_exhausted")
+    @blp.alt_response(
+        503, schema=ApiErrorSchema, description="sms_unavailable, sms_budget_exhausted"
+    )
     def post(self, data, slug):
         """Send a six-digit code to the voter's mobile number.
 

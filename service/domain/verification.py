@@ -267,9 +267,7 @@ def request_code(campaign: Campaign, voter_id: object, channel: str = "web") -> 
 
 
 def _invalid_code(details: dict | None = None) -> ApiError:
-    return ApiError(
-        422, "invalid_code", "验证码不正确 / The code is not correct", details or {}
-    )
+    return ApiError(422, "invalid_code", "验证码不正确 / The code is not correct", details or {})
 
 
 def _refuse(exc: ApiError) -> ApiError:

@@ -20,8 +20,8 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 
-from ..clock import now
 from ..api.verifications import SMS_LIMIT_SCOPE, sms_rate_key, sms_rate_limit
+from ..clock import now
 from ..domain import verification as verify
 from ..domain.ballots import cast_ballot, normalise_receipt, receipt_lookup
 from ..domain.campaigns import get_campaign, list_entries
@@ -156,18 +156,14 @@ def _error_text(exc: ApiError, kind: str) -> str:
         "channel_not_allowed": lambda: _("本次评选不接受这种投票方式。"),
         "ballot_id_reused": lambda: _("这张选票已经提交过。如需再次投票,请重新填写。"),
         "bad_request": lambda: _("表单不完整,请重新填写并提交。"),
-        "verification_required": lambda: _(
-            "请先点击“发送验证码”，再填写短信中的 6 位验证码。"
-        ),
+        "verification_required": lambda: _("请先点击“发送验证码”，再填写短信中的 6 位验证码。"),
         "code_expired": lambda: _("验证码已过期，请重新发送验证码。"),
         "too_many_attempts": lambda: _("验证码错误次数过多，请重新发送验证码。"),
         "too_many_codes": lambda: _(
             "这个号码今天获取验证码的次数已达上限，请明天再试或到现场投票点投票。"
         ),
         "sms_unavailable": lambda: _("短信暂时发送失败，请稍后重试。"),
-        "sms_budget_exhausted": lambda: _(
-            "今日短信验证码已发完，请明天再试或到现场投票点投票。"
-        ),
+        "sms_budget_exhausted": lambda: _("今日短信验证码已发完，请明天再试或到现场投票点投票。"),
     }
     if exc.code in messages:
         return messages[exc.code]()
