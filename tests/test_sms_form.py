@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.test_sms import SMS_VOTING, last_code, outbox_lines
-from tests.test_vote_form import OPEN, PHONE, Page, ballot_count, get_form, open_campaign  # noqa: F401
+from tests.test_vote_form import OPEN, PHONE, Page, ballot_count, get_form
+
+
+@pytest.fixture
+def sms_campaign(make_campaign, clock):
+    make_campaign("c1", voting=SMS_VOTING)
+    clock.set(OPEN)
 
 
 def send_code(client, page: Page, number: str, choices, slug: str = "c1"):
@@ -36,8 +44,7 @@ def submit(client, page: Page, number: str, code: str, choices, slug: str = "c1"
     return client.post(f"/vote/{slug}", data=data)
 
 
-def test_send_code_then_vote_with_it(client, app, open_campaign):
-    open_campaign(voting=SMS_VOTING)
+def test_send_code_then_vote_with_it(client, app, sms_campaign):
     form = get_form(client)
     assert "发送验证码" in form.html and form.value("verification_id") == ""
     assert form.inputs and not [i for i in form.inputs if i.get("name") == "code"]
@@ -75,8 +82,7 @@ def test_send_code_then_vote_with_it(client, app, open_campaign):
     assert ballot_count(app) == 1
 
 
-def test_resend_too_soon_and_expired_code_in_the_form(client, app, open_campaign, clock):
-    open_campaign(voting=SMS_VOTING)
+def test_resend_too_soon_and_expired_code_in_the_form(client, app, sms_campaign, clock):
     form = get_form(client)
     page = Page(send_code(client, form, PHONE, ["A01"]).text)
     soon = send_code(client, page, PHONE, ["A01"])
@@ -93,11 +99,10 @@ def test_resend_too_soon_and_expired_code_in_the_form(client, app, open_campaign
     assert ballot_count(app) == 0
 
 
-def test_kiosks_keep_todays_form(client, app, open_campaign):
+def test_kiosks_keep_todays_form(client, app, sms_campaign):
     """An enrolled kiosk (attended) sees no code step unless verify_kiosk."""
     from tests.test_vote_form import enrol, new_kiosk, post_form
 
-    open_campaign(voting=SMS_VOTING)
     assert enrol(client, new_kiosk(client)["token"]).status_code in (200, 303)
     form = get_form(client)
     assert "发送验证码" not in form.html
