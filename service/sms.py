@@ -10,6 +10,7 @@ costs a web worker a few seconds at most. Numbers and codes are never logged.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import UTC
 from pathlib import Path
@@ -20,6 +21,17 @@ from flask import Flask, current_app
 from .clock import now
 
 CODE_MINUTES = 5
+# Below the SDKs, urllib3 logs each request line (Aliyun puts the number and the code in
+# the query string) and Tencent's SDK logs request bodies, all at DEBUG: never let those
+# through, whatever LOG_LEVEL says.
+CHATTY_LOGGERS = ("urllib3.connectionpool", "tencentcloud_sdk_common")
+
+
+def _quiet_http_debug() -> None:
+    for name in CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO or logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
 
 
 class SmsError(Exception):
@@ -85,6 +97,7 @@ class AliyunProvider:
         from alibabacloud_dysmsapi20170525.client import Client
         from alibabacloud_tea_openapi.utils_models import Config as AliyunConfig
 
+        _quiet_http_debug()
         scheme, host = _split_endpoint(config["SMS_ALIYUN_ENDPOINT"])
         timeout_ms = int(config["SMS_TIMEOUT_SECONDS"]) * 1000
         self.client = Client(
@@ -131,6 +144,7 @@ class TencentProvider:
         from tencentcloud.common.profile.http_profile import HttpProfile
         from tencentcloud.sms.v20210111.sms_client import SmsClient
 
+        _quiet_http_debug()
         scheme, host = _split_endpoint(config["SMS_TENCENT_ENDPOINT"])
         http = HttpProfile(
             protocol=scheme, endpoint=host, reqTimeout=int(config["SMS_TIMEOUT_SECONDS"])
