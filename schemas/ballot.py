@@ -5,6 +5,23 @@ from .common import Rfc3339, Text
 MAX_BATCH = 500
 
 
+class VerificationSchema(Schema):
+    """The SMS code a web ballot carries when the campaign has ``voting.verify: sms``."""
+
+    id = Text(required=True, validate=validate.Length(min=1, max=36))
+    code = Text(required=True, load_only=True, validate=validate.Length(max=16))
+
+
+class VerificationRequestSchema(Schema):
+    voter_id = Text(required=True, load_only=True, validate=validate.Length(max=100))
+
+
+class VerificationIssuedSchema(Schema):
+    verification_id = Text(required=True)
+    expires_at = Rfc3339(required=True)
+    resend_after = Rfc3339(required=True)
+
+
 class BallotInSchema(Schema):
     ballot_id = fields.UUID(required=True)
     voter_id = Text(required=True, load_only=True, validate=validate.Length(max=100))
@@ -14,6 +31,7 @@ class BallotInSchema(Schema):
         validate=validate.Length(max=500),
     )
     cast_at = Rfc3339(allow_none=True, load_default=None)
+    verification = fields.Nested(VerificationSchema, allow_none=True, load_default=None)
 
 
 class BallotOutSchema(Schema):

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from .common import KEY_PATTERN, SLUG_PATTERN, Rfc3339, Text
 
 VOTER_ID_KINDS = ("cn_mobile", "cn_resident_id", "member_code")
+VERIFY = ("none", "sms")
 CHANNELS = ("kiosk", "web")
 ELIGIBILITY = ("open", "roll")
 VOTE_SCORES = ("max", "approval_rate", "share", "rank_points", "log")
@@ -20,7 +21,8 @@ BUDGET_RULES = ("greedy_budget", "greedy_budget_no_skip", "equal_shares")
 
 # Fields of each section that stay editable after the rules lock (texts and windows).
 UNLOCKED = {
-    "voting": {"opens_at", "closes_at", "kiosk_grace_hours"},
+    # The SMS budget is money, not a rule: an office may raise it mid-campaign.
+    "voting": {"opens_at", "closes_at", "kiosk_grace_hours", "sms_daily_budget"},
     "review": {"opens_at", "closes_at"},
     "results": {"live", "auto_publish"},
 }
@@ -52,6 +54,12 @@ class VotingSchema(Schema):
     # (POST …/roll); with area_scope a voter chooses only entries of their own area/grid.
     eligibility = Text(load_default="open", validate=validate.OneOf(ELIGIBILITY))
     area_scope = fields.Boolean(load_default=False)
+    # SMS one-time codes for web ballots (kiosks are attended: only with verify_kiosk).
+    verify = Text(load_default="none", validate=validate.OneOf(VERIFY))
+    verify_kiosk = fields.Boolean(load_default=False)
+    sms_daily_budget = fields.Integer(
+        load_default=1000, validate=validate.Range(min=1, max=10_000_000)
+    )
 
     @validates_schema
     def check(self, data, **kwargs):
@@ -59,6 +67,15 @@ class VotingSchema(Schema):
         if data.get("area_scope") and data.get("eligibility", "open") != "roll":
             raise ValidationError(
                 "按区域投票需要选民名册 / area_scope needs eligibility roll", "area_scope"
+            )
+        if data.get("verify") == "sms" and data.get("voter_id", "cn_mobile") != "cn_mobile":
+            raise ValidationError(
+                "短信验证码需要以手机号作为投票人标识 / verify: sms needs voter_id: cn_mobile",
+                "verify",
+            )
+        if data.get("verify_kiosk") and data.get("verify") != "sms":
+            raise ValidationError(
+                "verify_kiosk 需要 verify: sms / verify_kiosk needs verify: sms", "verify_kiosk"
             )
         if data.get("min_choices", 1) > data.get("max_choices", 1):
             raise ValidationError(

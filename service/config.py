@@ -141,6 +141,7 @@ class Config:
         self.VOLUME_FACTOR = env_int("VOLUME_FACTOR", 3)
         self.VOLUME_FLOOR = env_int("VOLUME_FLOOR", 200)
         self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 900)
+        self.sms_settings()
         # flask-smorest / OpenAPI
         self.API_TITLE = "Votes: public vote + expert review"
         self.API_VERSION = "v1"
@@ -155,6 +156,50 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SECURE = production
         self.JSON_AS_ASCII = False
+
+    def sms_settings(self) -> None:
+        """SMS one-time codes (``voting.verify: sms``): the provider and the abuse limits."""
+        # Per client address, shared by the API and the HTML form's 发送验证码 button.
+        self.RATELIMIT_SMS_WEB = env_str(
+            "RATELIMIT_SMS_WEB", "5 per minute;30 per hour;100 per day"
+        )
+        self.SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 5)
+        self.SMS_PROVIDER = env_str("SMS_PROVIDER", "console")
+        if self.SMS_PROVIDER not in SMS_PROVIDERS:
+            raise ConfigError(
+                f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, got {self.SMS_PROVIDER!r}"
+            )
+        for names in SMS_PROVIDERS.values():
+            for name in names:
+                setattr(self, name, env_str(name))
+        self.SMS_ALIYUN_ENDPOINT = env_str("SMS_ALIYUN_ENDPOINT", "dysmsapi.aliyuncs.com")
+        self.SMS_TENCENT_ENDPOINT = env_str("SMS_TENCENT_ENDPOINT", "sms.tencentcloudapi.com")
+        self.SMS_TENCENT_REGION = env_str("SMS_TENCENT_REGION", "ap-guangzhou")
+        missing = [n for n in SMS_PROVIDERS[self.SMS_PROVIDER] if not getattr(self, n)]
+        if missing:
+            raise ConfigError(
+                f"SMS_PROVIDER={self.SMS_PROVIDER} needs {', '.join(missing)} "
+                "(keys, sign name and template id of the SMS account)"
+            )
+
+
+# What each SMS provider needs before the service starts with it.
+SMS_PROVIDERS = {
+    "console": (),
+    "aliyun": (
+        "SMS_ALIYUN_ACCESS_KEY_ID",
+        "SMS_ALIYUN_ACCESS_KEY_SECRET",
+        "SMS_ALIYUN_SIGN_NAME",
+        "SMS_ALIYUN_TEMPLATE_CODE",
+    ),
+    "tencent": (
+        "SMS_TENCENT_SECRET_ID",
+        "SMS_TENCENT_SECRET_KEY",
+        "SMS_TENCENT_SDK_APP_ID",
+        "SMS_TENCENT_SIGN_NAME",
+        "SMS_TENCENT_TEMPLATE_ID",
+    ),
+}
 
 
 class TestConfig(Config):

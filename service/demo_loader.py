@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import exists, select
 
 from .cli import create_campaign_from_doc, substitute_times
 from .clock import frozen
+from .domain import verification
 from .domain.ballots import cast_ballot, entry_ids
 from .domain.campaigns import import_entries_csv
 from .domain.review import add_expert, is_recused, submit_score
@@ -102,6 +104,33 @@ def demo_roll(campaign: Campaign) -> list[str] | None:
     return [row["voter_id"] for _, row in rows]
 
 
+class _Handsets:
+    """The simulated residents' phones: a code "sent" to them is read back, not sent."""
+
+    name = "demo"
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def send(self, phone: str, code: str) -> None:
+        self.last = code
+
+
+def _verified(campaign: Campaign, voter_id: str, handsets: _Handsets) -> dict:
+    """A code for a simulated web voter through the real request_code (limits, budget)."""
+    extensions = current_app.extensions
+    previous = extensions.get("sms_provider")
+    extensions["sms_provider"] = handsets
+    try:
+        issued = verification.request_code(campaign, voter_id)
+    finally:
+        if previous is None:
+            extensions.pop("sms_provider", None)
+        else:
+            extensions["sms_provider"] = previous
+    return {"id": issued.id, "code": handsets.last}
+
+
 def simulate_ballots(
     campaign: Campaign, n: int, at: datetime, roll: list[str] | None = None
 ) -> int:
@@ -109,7 +138,8 @@ def simulate_ballots(
 
     Deterministic per campaign (seeded by the slug); popularity is skewed so rankings
     have a shape; ballots are spread over the voting window up to `at`. With a roll the
-    voters are drawn from it (each once), otherwise invented.
+    voters are drawn from it (each once), otherwise invented. Web ballots of a
+    ``verify: sms`` campaign ask for a code and carry it, as a resident's would.
     """
     rng = random.Random(campaign.slug)
     voters = rng.sample(roll, min(n, len(roll))) if roll is not None else None
@@ -122,6 +152,7 @@ def simulate_ballots(
     rng.shuffle(weights)
     kiosk = _demo_kiosk()
     span = (closes - opens).total_seconds()
+    handsets = _Handsets()
     cast = 0
     for i in range(n):
         k = rng.randint(voting.get("min_choices", 1), voting.get("max_choices", 1))
@@ -132,18 +163,22 @@ def simulate_ballots(
         channel = "kiosk" if rng.random() < 0.6 and "kiosk" in voting["channels"] else "web"
         if channel not in voting["channels"]:
             channel = voting["channels"][0]
+        ballot_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        voter_id = voters[i % len(voters)] if voters else _fake_voter(voting["voter_id"], rng)
         with frozen(when):
             try:
+                code = None
+                if verification.required(campaign, channel):
+                    code = _verified(campaign, voter_id, handsets)
                 cast_ballot(
                     campaign,
-                    ballot_id=uuid.UUID(int=rng.getrandbits(128), version=4),
-                    voter_id=voters[i % len(voters)]
-                    if voters
-                    else _fake_voter(voting["voter_id"], rng),
+                    ballot_id=ballot_id,
+                    voter_id=voter_id,
                     choices=sorted(chosen),
                     channel=channel,
                     kiosk_id=kiosk.id if channel == "kiosk" else None,
                     codes=codes,
+                    verification=code,
                 )
                 cast += 1
             except ApiError:

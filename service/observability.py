@@ -50,6 +50,21 @@ SCORES = Counter(
     "Expert scores by outcome (created, revised, or the refusal code)",
     ["outcome"],
 )
+SMS_SENDS = Counter(
+    "votes_sms_sends_total",
+    "SMS one-time code requests by outcome (sent, failed, or the refusal code)",
+    ["outcome"],
+)
+SMS_CHECKS = Counter(
+    "votes_sms_checks_total",
+    "SMS codes checked on ballots by outcome (accepted, or the refusal code)",
+    ["outcome"],
+)
+SMS_BUDGET_EXHAUSTED = Counter(
+    "votes_sms_budget_exhausted_total",
+    "Code requests refused because the campaign's daily SMS budget was used up",
+    ["campaign"],
+)
 LATENCY = Histogram(
     "votes_request_seconds",
     "Request latency by endpoint",

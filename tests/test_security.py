@@ -63,6 +63,7 @@ PUBLIC = {
 KIOSK_OR_VOTER = {
     ("post", "/api/v1/campaigns/{slug}/ballots"),
     ("post", "/api/v1/campaigns/{slug}/ballots/batch"),
+    ("post", "/api/v1/campaigns/{slug}/verifications"),
 }
 EXPERT = {
     ("get", "/api/v1/campaigns/{slug}/review/assignments"),

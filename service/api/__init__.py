@@ -25,9 +25,9 @@ def register_api(app) -> VotesApi:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    from . import ballots, campaigns, kiosks, rankings, results, review, roll
+    from . import ballots, campaigns, kiosks, rankings, results, review, roll, verifications
 
-    for module in (campaigns, kiosks, ballots, review, rankings, results, roll):
+    for module in (campaigns, kiosks, ballots, verifications, review, rankings, results, roll):
         api.register_blueprint(module.blp)
     from schemas.ballot import BallotInSchema
 

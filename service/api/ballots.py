@@ -79,6 +79,8 @@ def _ballot_payload() -> dict:
         }
         if form.get("cast_at"):
             data["cast_at"] = form.get("cast_at")
+        if form.get("verification_id"):
+            data["verification"] = {"id": form["verification_id"], "code": form.get("code", "")}
         return data
     if request.mimetype != "application/json":
         raise ApiError(
@@ -112,6 +114,7 @@ def _cast(
         cast_at=item.get("cast_at"),
         codes=codes,
         isolated=isolated,
+        verification=item.get("verification"),
     )
 
 
@@ -138,8 +141,12 @@ class Ballots(MethodView):
     @blp.alt_response(
         403,
         schema=ApiErrorSchema,
-        description="voting_not_open, voting_closed, channel_not_allowed, not_on_roll",
+        description=(
+            "voting_not_open, voting_closed, channel_not_allowed, not_on_roll, "
+            "verification_required"
+        ),
     )
+    @blp.alt_response(429, schema=ApiErrorSchema, description="too_many_attempts, rate_limited")
     def post(self, slug):
         """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""
         channel, kiosk_id = ballot_channel()

@@ -28,6 +28,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Kiosk
 from ..observability import BALLOTS
+from . import verification as verify
 from .campaigns import lock_rules
 from .roll import check_voter, preloaded
 from .voters import InvalidVoterId, voter_key
@@ -221,7 +222,8 @@ def cast_ballot(campaign: Campaign, **kwargs) -> CastResult:
 
     Returns the stored ballot (new, or the original on an identical retry); raises
     ApiError with the contract's codes otherwise. The caller commits before answering.
-    Keyword arguments: ballot_id, voter_id, choices, channel, kiosk_id, cast_at, codes.
+    Keyword arguments: ballot_id, voter_id, choices, channel, kiosk_id, cast_at, codes,
+    verification ({"id", "code"}: the SMS code, for campaigns with ``verify: sms``).
     """
     try:
         result = _cast_ballot(campaign, **kwargs)
@@ -354,6 +356,7 @@ def _cast_ballot(
     cast_at: datetime | None = None,
     codes: dict[str, int] | None = None,
     isolated: bool = True,
+    verification: dict | None = None,
 ) -> CastResult:
     arrived = now()
     ballot_id = str(uuid.UUID(str(ballot_id)))
@@ -379,6 +382,12 @@ def _cast_ballot(
             if existing is not None:
                 return _replay(existing, campaign, digest)
         raise prepared
+    try:  # the SMS code is marked used in this ballot's transaction (verify: sms)
+        verify.consume(campaign, channel, prepared.row["voter_key"], verification)
+    except ApiError:
+        if (existing := db.session.get(Ballot, ballot_id)) is not None:
+            return _replay(existing, campaign, digest)  # a retry of a verified ballot
+        raise
     if kiosk_id is not None and _is_burst(kiosk_id, arrived):
         _flag(prepared.row, "burst")
     # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
@@ -421,6 +430,8 @@ def _cast_batch(
     ``items`` are loaded ballots (dicts) or the validation error of an item.
     """
     arrived = now()
+    if verify.required(campaign, "kiosk"):  # verify_kiosk: no code can be checked offline
+        items = [item if isinstance(item, ApiError) else verify.offline_refusal() for item in items]
     codes = entry_ids(campaign)
     kiosk_since = db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
     outcome: list[CastResult | ApiError | None] = [None] * len(items)

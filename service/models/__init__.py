@@ -7,6 +7,7 @@ from .campaign import Campaign, Criterion, Entry
 from .publication import MerkleChunk, NightlyMark, Publication, RankingRun
 from .review import Assignment, Expert, Score, ScoreHistory
 from .roll import RollVoter
+from .verification import SmsCounter, SmsVerification
 
 __all__ = [
     "ApiToken",
@@ -28,4 +29,6 @@ __all__ = [
     "RollVoter",
     "Score",
     "ScoreHistory",
+    "SmsCounter",
+    "SmsVerification",
 ]

@@ -20,7 +20,9 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 
+from ..api.verifications import SMS_LIMIT_SCOPE, sms_rate_key, sms_rate_limit
 from ..clock import now
+from ..domain import verification as verify
 from ..domain.ballots import cast_ballot, normalise_receipt, receipt_lookup
 from ..domain.campaigns import get_campaign, list_entries
 from ..errors import ApiError
@@ -43,9 +45,18 @@ ERROR_FIELD = {
     "unknown_entry": "choices",
     "not_on_roll": "voter_id",
     "outside_area": "choices",
+    "resend_too_soon": "voter_id",
+    "too_many_codes": "voter_id",
+    "sms_unavailable": "voter_id",
+    "verification_required": "code",
+    "invalid_code": "code",
+    "code_expired": "code",
+    "too_many_attempts": "code",
 }
 # After these the ballot id can never succeed again, so the next attempt gets a new one.
 FRESH_BALLOT_ID_AFTER = {"already_voted", "ballot_id_reused"}
+# After these the code can never succeed again: the voter asks for a new one.
+FRESH_CODE_AFTER = {"code_expired", "too_many_attempts", "already_voted"}
 
 
 def _rate_key() -> str:
@@ -124,6 +135,13 @@ def _error_text(exc: ApiError, kind: str) -> str:
             "cn_resident_id": _("请输入正确的 18 位身份证号(最后一位可以是 X)。"),
             "member_code": _("请输入会员编号(1–64 个字符)。"),
         }.get(kind, _("请输入正确的 11 位手机号。"))
+    if exc.code == "invalid_code":
+        left = details.get("attempts_left")
+        if left:
+            return _("验证码不正确，请核对短信后重新输入（还可以再试 %(n)s 次）。", n=left)
+        return _("验证码不正确，请核对短信后重新输入。")
+    if exc.code == "resend_too_soon":
+        return _("验证码刚刚发送过，请 %(n)s 秒后再重新发送。", n=details.get("retry_after", 60))
     if exc.code == "already_voted":
         if details.get("limit") == "daily":
             return _("您今天已经投过票了,每人每天限投一次。")
@@ -147,6 +165,14 @@ def _error_text(exc: ApiError, kind: str) -> str:
         "channel_not_allowed": lambda: _("本次评选不接受这种投票方式。"),
         "ballot_id_reused": lambda: _("这张选票已经提交过。如需再次投票,请重新填写。"),
         "bad_request": lambda: _("表单不完整,请重新填写并提交。"),
+        "verification_required": lambda: _("请先点击“发送验证码”，再填写短信中的 6 位验证码。"),
+        "code_expired": lambda: _("验证码已过期，请重新发送验证码。"),
+        "too_many_attempts": lambda: _("验证码错误次数过多，请重新发送验证码。"),
+        "too_many_codes": lambda: _(
+            "这个号码今天获取验证码的次数已达上限，请明天再试或到现场投票点投票。"
+        ),
+        "sms_unavailable": lambda: _("短信暂时发送失败，请稍后重试。"),
+        "sms_budget_exhausted": lambda: _("今日短信验证码已发完，请明天再试或到现场投票点投票。"),
     }
     if exc.code in messages:
         return messages[exc.code]()
@@ -175,7 +201,10 @@ def _render_form(
     chosen: list[str] | None = None,
     error: ApiError | None = None,
     status: int = 200,
+    sms: dict | None = None,
 ):
+    """The form; ``sms`` carries the SMS step's state (typed number, verification id,
+    and right after sending: where and until when)."""
     voting = campaign.voting or {}
     kind = voting.get("voter_id", "cn_mobile")
     errors: dict[str, dict] = {}
@@ -197,8 +226,37 @@ def _render_form(
         chosen=set(chosen or ()),
         errors=errors,
         device=current_device(),
+        verify_sms=verify.required(campaign, "kiosk" if current_device().is_kiosk else "web"),
+        sms=sms or {},
     )
     return _no_store(make_response(html, status))
+
+
+def _local_time(campaign: Campaign, at: datetime) -> str:
+    return at.astimezone(ZoneInfo(campaign.timezone)).strftime("%H:%M:%S")
+
+
+def _send_code(campaign: Campaign, ballot_id: str, chosen: list[str], channel: str):
+    """The form's 发送验证码 button: send a code, and show the form again with the typed
+    number kept, the code field and when a new code may be asked for (no script)."""
+    form = request.form
+    number = form.get("voter_id", "")[:20]
+    sms = {"voter_id": number, "verification_id": form.get("verification_id", "")[:36]}
+    try:
+        issued = verify.request_code(campaign, number, channel)
+    except ApiError as exc:
+        db.session.rollback()
+        return _render_form(
+            campaign, ballot_id=ballot_id, chosen=chosen, error=exc, status=exc.status, sms=sms
+        )
+    sms.update(
+        verification_id=issued.id,
+        sent_to=issued.masked,
+        expires_at=_local_time(campaign, issued.expires_at),
+        resend_at=_local_time(campaign, issued.resend_after),
+        resend_seconds=int((issued.resend_after - now()).total_seconds()),
+    )
+    return _render_form(campaign, ballot_id=ballot_id, chosen=chosen, sms=sms)
 
 
 def _refusal(campaign: Campaign):
@@ -224,8 +282,19 @@ def _refusal(campaign: Campaign):
     return None
 
 
+def _not_sending() -> bool:
+    return request.form.get("action") != "send_code"
+
+
 @bp.route("/vote/<slug>", methods=["GET", "POST"])
 @limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"])
+@limiter.shared_limit(
+    sms_rate_limit,
+    scope=SMS_LIMIT_SCOPE,
+    key_func=sms_rate_key,
+    methods=["POST"],
+    exempt_when=_not_sending,
+)
 def vote(slug: str):
     """GET: a fresh form with a new ballot id. POST: cast, commit, 303 to the receipt."""
     campaign = get_campaign(slug)
@@ -242,23 +311,39 @@ def vote(slug: str):
     except ValueError:
         return _render_form(campaign, chosen=chosen, error=ApiError(400, "bad_request"), status=400)
     device = current_device()
+    channel = "kiosk" if device.is_kiosk else "web"
+    sms_step = verify.required(campaign, channel)
+    if sms_step and form.get("action") == "send_code":
+        return _send_code(campaign, ballot_id, chosen, channel)
+    verification = None
+    if sms_step and form.get("verification_id"):
+        verification = {"id": form["verification_id"][:36], "code": form.get("code", "")[:16]}
     try:
         result = cast_ballot(
             campaign,
             ballot_id=ballot_id,
             voter_id=form.get("voter_id"),
             choices=chosen,
-            channel="kiosk" if device.is_kiosk else "web",
+            channel=channel,
             kiosk_id=device.kiosk_id,
+            verification=verification,
         )
     except ApiError as exc:
         db.session.rollback()
+        sms = None
+        if sms_step:  # the voter's own number and code step stay on the page
+            keep = verification and exc.code not in FRESH_CODE_AFTER
+            sms = {
+                "voter_id": form.get("voter_id", "")[:20],
+                "verification_id": verification["id"] if keep else "",
+            }
         return _render_form(
             campaign,
             ballot_id=None if exc.code in FRESH_BALLOT_ID_AFTER else ballot_id,
             chosen=chosen,
             error=exc,
             status=exc.status,
+            sms=sms,
         )
     receipt = result.ballot.receipt
     db.session.commit()  # the ballot is durable before the voter sees a receipt
