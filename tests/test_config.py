@@ -67,7 +67,11 @@ def test_production_refuses_weak_secrets_without_printing_them(production, name,
 
 
 def test_production_accepts_hex_base64_and_raw_secrets_of_32_bytes(production):
-    for value in (secrets.token_hex(16), secrets.token_urlsafe(24), "街道-投票-盐值-2026-彭浦镇-abc"):
+    for value in (
+        secrets.token_hex(16),
+        secrets.token_urlsafe(24),
+        "街道-投票-盐值-2026-彭浦镇-abc",
+    ):
         production.setenv("VOTER_PEPPER", value)
         assert Config().VOTER_PEPPER == value
 
