@@ -73,8 +73,8 @@ def test_production_accepts_hex_base64_and_raw_secrets_of_32_bytes(production):
         "街道-投票-盐值-2026-彭浦镇-abc",
     ):
         production.setenv("VOTER_PEPPER", value)
-        config = Config()
-        assert config.VOTER_PEPPER == value
+        pepper = Config().VOTER_PEPPER
+        assert pepper == value
 
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "VOTER_PEPPER"])
