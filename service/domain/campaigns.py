@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -341,10 +342,10 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
             f"表头须为 / header must be: {','.join(CSV_HEADER)}",
             {"lines": [{"line": 1, "errors": {"header": [",".join(header)]}}]},
         )
-    try:  # the cap first: validating 55,000 lines took 34 s only to refuse them
+    # The cap first: validating 55,000 lines took 34 s only to refuse them. A broken
+    # line (csv.Error) is reported with its number below.
+    with contextlib.suppress(csv.Error):
         check_entry_cap(campaign, sum(1 for row in reader if any(c.strip() for c in row)))
-    except csv.Error:
-        pass  # reported with its line number below
     reader = csv.reader(io.StringIO(text))
     next(reader)
     schema = EntrySchema()
