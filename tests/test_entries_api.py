@@ -166,9 +166,7 @@ def test_entries_lock_when_voting_opens(client, make_campaign, clock):
 
 
 def _csv(codes_: list[str]) -> str:
-    return "code,title,summary,category,area,grid,cost\n" + "".join(
-        f"{c},t,,,,,\n" for c in codes_
-    )
+    return "code,title,summary,category,area,grid,cost\n" + "".join(f"{c},t,,,,,\n" for c in codes_)
 
 
 def test_entry_cap_refuses_list_single_and_csv_with_422_writing_nothing(
