@@ -128,6 +128,8 @@ class Config:
         self.BURST_WINDOW_SECONDS = env_int("BURST_WINDOW_SECONDS", 60)
         self.BURST_MAX_BALLOTS = env_int("BURST_MAX_BALLOTS", 20)
         self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 900)
+        self.REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 30)
+        self.REAPER_GRACE_SECONDS = env_int("REAPER_GRACE_SECONDS", 30)
         # flask-smorest / OpenAPI
         self.API_TITLE = "Votes: public vote + expert review"
         self.API_VERSION = "v1"
