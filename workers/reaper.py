@@ -89,7 +89,7 @@ def _requeue_lost_runs(connection, queues: list[Queue], grace: int) -> list[str]
         runs = db.session.scalars(
             select(RankingRun).where(
                 RankingRun.status.in_(("queued", "running")),
-                RankingRun.created_at < now() - timedelta(seconds=grace),
+                RankingRun.created_at <= now() - timedelta(seconds=grace),
             )
         ).all()
         for run in runs:

@@ -60,27 +60,36 @@ class VotesWorker(Worker):
         return last is None or time.monotonic() - last >= self._reaper_interval()
 
     def run_maintenance_tasks(self) -> None:
+        from redis.exceptions import RedisError
+
         if Worker.should_run_maintenance_tasks.fget(self):
-            super().run_maintenance_tasks()
+            # rq calls this from its work loop too, where a Redis error is not handled
+            # and stops the worker: a blip at that moment ended `votes worker`. Tried
+            # again on the next loop (rq's dequeue then waits for Redis with back-off).
+            try:
+                super().run_maintenance_tasks()
+            except RedisError as exc:
+                log.warning("rq maintenance could not reach Redis: %s", exc)
         if self._reap_due():
             self.reap()
 
     def reap(self) -> None:
+        """One watchdog pass. Never raises: rq also calls maintenance outside its
+        Redis-outage handling, where an exception would stop the worker."""
         import time
 
-        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
 
         from workers import reaper
         from workers.jobs import get_app
 
         self._last_reaped = time.monotonic()
-        # A scheduler killed by a Redis blip is started again now, not in ten minutes.
-        if self.scheduler and (
-            not self.scheduler._process or not self.scheduler._process.is_alive()
-        ):
-            self.scheduler.acquire_locks(auto_start=True)
         app = get_app()
         try:
+            # A scheduler killed by a Redis blip is started again now, not in ten minutes.
+            process = self.scheduler and self.scheduler._process
+            if self.scheduler and (not process or not process.is_alive()):
+                self.scheduler.acquire_locks(auto_start=True)
             with app.app_context():
                 reaper.reap(
                     self.connection,
@@ -88,25 +97,7 @@ class VotesWorker(Worker):
                     app.config["REAPER_INTERVAL_SECONDS"],
                     app.config["REAPER_GRACE_SECONDS"],
                 )
-        except RedisConnectionError:
-            raise  # rq's loop waits for Redis and comes back here
+        except RedisError as exc:  # rq's loop waits for Redis; the next pass tries again
+            log.warning("the reaper pass could not reach Redis: %s", exc)
         except Exception:  # the database may be down: the next pass tries again
             log.exception("the reaper pass failed")
-
-    def main_work_horse(self, job, queue) -> None:
-        forget_inherited_connections()
-        super().main_work_horse(job, queue)
-
-
-def forget_inherited_connections() -> None:
-    """In a forked child: dereference, without closing, the pooled connections of the
-    jobs' app (they belong to the parent). Never raises: the job opens its own."""
-    try:
-        from service.extensions import db
-        from workers.jobs import get_app
-
-        with get_app().app_context():
-            for engine in db.engines.values():
-                engine.dispose(close=False)
-    except Exception:  # a horse must reach perform_job whatever happens here
-        log.exception("could not reset the database pools inherited by the work-horse")
