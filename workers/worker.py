@@ -101,3 +101,21 @@ class VotesWorker(Worker):
             log.warning("the reaper pass could not reach Redis: %s", exc)
         except Exception:  # the database may be down: the next pass tries again
             log.exception("the reaper pass failed")
+
+    def main_work_horse(self, job, queue) -> None:
+        forget_inherited_connections()
+        super().main_work_horse(job, queue)
+
+
+def forget_inherited_connections() -> None:
+    """In a forked child: dereference, without closing, the pooled connections of the
+    jobs' app (they belong to the parent). Never raises: the job opens its own."""
+    try:
+        from service.extensions import db
+        from workers.jobs import get_app
+
+        with get_app().app_context():
+            for engine in db.engines.values():
+                engine.dispose(close=False)
+    except Exception:  # a horse must reach perform_job whatever happens here
+        log.exception("could not reset the database pools inherited by the work-horse")
