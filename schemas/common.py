@@ -1,7 +1,7 @@
 """Shared schema pieces."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from marshmallow import Schema, ValidationError, fields
 
@@ -23,8 +23,21 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,63}$"
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 
+# Every accepted time lies in these years (UTC): far from datetime's limits, so adding a
+# grace period or converting to any timezone cannot overflow (year 9999 did, as a 500).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2101, 1, 1, tzinfo=UTC)
+
+
 class Rfc3339(fields.AwareDateTime):
-    """RFC 3339 with an offset; naive times are refused. Serialises stored ISO strings too."""
+    """RFC 3339 with an offset, in the years 2000..2100; naive times are refused.
+    Serialises stored ISO strings too."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        when = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST <= when < LATEST:
+            raise ValidationError("时间须在 2000 至 2100 年之间 / times must be in 2000..2100")
+        return when
 
     def _serialize(self, value, attr, obj, **kwargs):
         if isinstance(value, str):

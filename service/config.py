@@ -79,14 +79,47 @@ def instance_dir() -> Path:
     return path
 
 
+MIN_SECRET_BYTES = 32
+GENERATE_HINT = "generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def _secret_from_env(name: str) -> str | None:
+    """``NAME`` or the file named by ``NAME_FILE`` (compose/Kubernetes secrets), not both.
+    Messages name the variable and the file, never the value."""
+    value, path = env_str(name), env_str(f"{name}_FILE")
+    if value and path:
+        raise ConfigError(f"set {name} or {name}_FILE, not both")
+    if not path:
+        return value
+    try:
+        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path} ({type(exc).__name__})") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE: {path} is empty")
+    return value
+
+
+def _check_strength(name: str, value: str) -> None:
+    # At least 32 bytes, and not an obvious placeholder ("x" * 32, "abab…"): a random
+    # hex, base64 or raw string of that length has far more than 8 distinct characters.
+    if len(value.encode()) < MIN_SECRET_BYTES or len(set(value)) < 8:
+        raise ConfigError(
+            f"{name} is too weak for VOTES_ENV=production: it needs at least "
+            f"{MIN_SECRET_BYTES} random bytes ({GENERATE_HINT})"
+        )
+
+
 def _secret(name: str, production: bool) -> str:
-    value = env_str(name)
+    value = _secret_from_env(name)
     if value:
+        if production:
+            _check_strength(name, value)
         return value
     if production:
         raise ConfigError(
-            f"{name} is required when VOTES_ENV=production "
-            f"(generate one with: python -c 'import secrets; print(secrets.token_hex(32))')"
+            f"{name} is required when VOTES_ENV=production, or {name}_FILE naming a file "
+            f"that holds it ({GENERATE_HINT})"
         )
     # Development: a stable secret kept in instance/, so voter hashes and sessions
     # survive restarts of `make run`.
@@ -130,6 +163,8 @@ class Config:
         # /metrics: with a token, only `Authorization: Bearer <token>` may read it; without
         # one it is open in development and switched off (404) in production.
         self.METRICS_TOKEN = env_str("METRICS_TOKEN")
+        self.MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 32)
+        self.MAX_ENTRIES_PER_CAMPAIGN = env_int("MAX_ENTRIES_PER_CAMPAIGN", 2000)
         self.RATELIMIT_BALLOTS_KIOSK = env_str("RATELIMIT_BALLOTS_KIOSK", "600 per minute")
         self.RATELIMIT_BALLOTS_WEB = env_str("RATELIMIT_BALLOTS_WEB", "30 per minute")
         self.BURST_WINDOW_SECONDS = env_int("BURST_WINDOW_SECONDS", 60)
@@ -141,6 +176,8 @@ class Config:
         self.VOLUME_FACTOR = env_int("VOLUME_FACTOR", 3)
         self.VOLUME_FLOOR = env_int("VOLUME_FLOOR", 200)
         self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 900)
+        self.REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 30)
+        self.REAPER_GRACE_SECONDS = env_int("REAPER_GRACE_SECONDS", 30)
         self.sms_settings()
         # flask-smorest / OpenAPI
         self.API_TITLE = "Votes: public vote + expert review"

@@ -72,7 +72,10 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A caller's X-Request-ID is kept only if it is a short token that cannot carry a voter
+# identifier: safe characters, at least one letter (a phone number is all digits) and
+# nothing phone- or ID-shaped (checked with _VOTER_LIKE below); otherwise a new id.
+_REQUEST_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9._-]{1,64}$")
 # Whatever looks like a phone or ID number is masked in log messages: a last line of
 # defence (the code never logs voter identifiers on purpose).
 _VOTER_LIKE = re.compile(
@@ -135,7 +138,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _start():
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        sane = _REQUEST_ID.match(incoming) and not _VOTER_LIKE.search(incoming)
+        g.request_id = incoming if sane else uuid.uuid4().hex
         g.started = time.perf_counter()
 
     @app.after_request

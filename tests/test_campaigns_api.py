@@ -1,5 +1,7 @@
 """Campaign set-up through the JSON API."""
 
+import uuid
+
 import pytest
 
 from service.extensions import db
@@ -221,3 +223,95 @@ def test_texts_and_closing_times_stay_editable_after_lock(client, make_campaign,
     with app.app_context():
         event = db.session.query(AuditEvent).filter_by(action="campaign.update").one()
     assert event.details["windows"]["voting.closes_at"]["to"] == "2026-12-05T18:00:00+08:00"
+
+
+OUT_OF_RANGE = [
+    "9999-12-31T23:59:59+08:00",
+    "9999-12-31T23:59:59-12:00",
+    "0001-01-01T00:00:00+08:00",
+    "0001-01-01T00:00:00+00:00",
+    "1999-12-31T23:59:59+00:00",
+    "2101-01-01T00:00:00+00:00",
+]
+
+
+@pytest.mark.parametrize("when", OUT_OF_RANGE)
+@pytest.mark.parametrize(
+    "section,field",
+    [
+        ("voting", "opens_at"),
+        ("voting", "closes_at"),
+        ("review", "opens_at"),
+        ("review", "closes_at"),
+    ],
+)
+def test_window_times_outside_2000_2100_are_422_naming_the_field(
+    client, clock, make_campaign, section, field, when
+):
+    """Year 9999 or year 1 (which made /vote/<slug> answer 500) is refused with 422 on
+    create and on PATCH, naming the field; nothing changes."""
+    doc = campaign_doc("far")
+    doc[section] = {**doc[section], field: when}
+    if field == "opens_at":
+        doc[section]["closes_at"] = "2100-12-31T00:00:00+00:00"
+    r = client.post("/api/v1/campaigns", json=doc, headers=ADMIN)
+    assert r.status_code == 422 and error_code(r) == "validation_error", r.json
+    assert field in r.json["error"]["details"]["fields"][section]
+    assert client.get("/api/v1/campaigns/far").status_code == 404
+
+    make_campaign("c1")
+    before = client.get("/api/v1/campaigns/c1").json
+    r = client.patch("/api/v1/campaigns/c1", json={section: {field: when}}, headers=ADMIN)
+    assert r.status_code == 422, r.json
+    assert field in r.json["error"]["details"]["fields"][section]
+    assert client.get("/api/v1/campaigns/c1").json == before
+
+
+@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_extreme_accepted_windows_never_make_the_pages_fail(client, clock, tz):
+    """The widest accepted windows (2000-01-01 to 2100-12-31, UTC) with the longest kiosk
+    grace, in the timezones furthest east and west: the vote page, campaign, receipt and
+    results pages answer without a 500, and a kiosk cast_at at either end is no 500."""
+    from datetime import datetime
+
+    doc = campaign_doc(
+        "wide",
+        timezone=tz,
+        voting={
+            "opens_at": "2000-01-01T00:00:00+00:00",
+            "closes_at": "2100-12-31T23:59:59Z",
+            "kiosk_grace_hours": 24 * 14,
+        },
+        review={"opens_at": "2000-01-01T00:00:00+00:00", "closes_at": "2100-12-31T23:59:59Z"},
+    )
+    assert client.post("/api/v1/campaigns", json=doc, headers=ADMIN).status_code == 201
+    entries = [{"code": "A01", "title": "热线"}]
+    assert client.post(
+        "/api/v1/campaigns/wide/entries", json=entries, headers=ADMIN
+    ).status_code in (201, 409)
+    kiosk = client.post("/api/v1/kiosks", json={"name": "k"}, headers=ADMIN).json["token"]
+    for at in ("2000-01-01T00:00:01+00:00", "2100-12-31T23:00:00+00:00"):
+        clock.set(datetime.fromisoformat(at))
+        for path in ("/vote/wide", "/vote/wide?lang=en", "/", "/results/wide"):
+            assert client.get(path).status_code < 500, (path, at)
+        assert client.get("/api/v1/campaigns/wide").status_code == 200
+        for cast_at in (
+            "2000-01-01T00:00:00+00:00",
+            "2100-12-31T22:59:00+00:00",
+            "0001-01-01T00:00:00+00:00",
+            "9999-12-31T23:59:59+08:00",
+        ):
+            body = {
+                "ballot_id": str(uuid.uuid4()),
+                "voter_id": "13912345678",
+                "choices": ["A01"],
+                "cast_at": cast_at,
+            }
+            r = client.post(
+                "/api/v1/campaigns/wide/ballots",
+                json=body,
+                headers={"Authorization": f"Bearer {kiosk}"},
+            )
+            assert r.status_code < 500, (cast_at, r.json)
+            if cast_at[:4] in ("0001", "9999"):
+                assert r.status_code == 422 and "cast_at" in r.json["error"]["details"]["fields"]

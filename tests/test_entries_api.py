@@ -163,3 +163,77 @@ def test_entries_lock_when_voting_opens(client, make_campaign, clock):
     )
     assert r.status_code == 200 and r.json["title"] == "更正错别字"
     assert codes(client) == ["A01", "A02", "A03"]
+
+
+def _csv(codes_: list[str]) -> str:
+    return "code,title,summary,category,area,grid,cost\n" + "".join(f"{c},t,,,,,\n" for c in codes_)
+
+
+def test_entry_cap_refuses_list_single_and_csv_with_422_writing_nothing(
+    app, client, make_campaign, monkeypatch
+):
+    """MAX_ENTRIES_PER_CAMPAIGN caps a campaign's entries however they are added: a list,
+    one entry, or a CSV import that would pass it is 422 too_many_entries with the limit,
+    the existing count and the number being added; nothing is written."""
+    monkeypatch.setitem(app.config, "MAX_ENTRIES_PER_CAMPAIGN", 5)
+    make_campaign(entries=ENTRIES)  # 3 entries
+    url = "/api/v1/campaigns/c1/entries"
+    r = client.post(url, json=[{"code": f"B0{i}", "title": "t"} for i in range(3)], headers=ADMIN)
+    assert r.status_code == 422 and error_code(r) == "too_many_entries"
+    assert r.json["error"]["details"] == {"limit": 5, "existing": 3, "adding": 3}
+    r = client.post(
+        f"{url}/import",
+        data=_csv(["B01", "B02", "B03"]),
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 422 and error_code(r) == "too_many_entries"
+    assert r.json["error"]["details"] == {"limit": 5, "existing": 3, "adding": 3}
+    assert codes(client) == ["A01", "A02", "A03"]
+
+    assert client.post(url, json=[{"code": "B01", "title": "t"}], headers=ADMIN).status_code == 201
+    assert client.post(url, json={"code": "B02", "title": "t"}, headers=ADMIN).status_code == 201
+    r = client.post(url, json={"code": "B03", "title": "t"}, headers=ADMIN)
+    assert r.status_code == 422 and error_code(r) == "too_many_entries"
+    assert r.json["error"]["details"] == {"limit": 5, "existing": 5, "adding": 1}
+    assert codes(client) == ["A01", "A02", "A03", "B01", "B02"]
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        from service.extensions import db
+        from service.models import AuditEvent
+
+        adds = db.session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "entries.add")
+        )
+    assert adds == 3  # make_campaign's list, then B01 and B02
+
+
+def test_a_55000_line_csv_is_refused_by_the_default_cap_before_validation(
+    app, client, make_campaign
+):
+    """The default cap (2,000) refuses the 55,000-entry CSV that took 34 s and made a
+    13 MB voting page, without validating every line; the voting page stays small."""
+    import time
+
+    assert app.config["MAX_ENTRIES_PER_CAMPAIGN"] == 2000
+    make_campaign(entries=None)
+    body = _csv([f"E{i:05d}" for i in range(55_000)]).encode()
+    assert len(body) < 1024 * 1024
+    started = time.perf_counter()
+    r = client.post(
+        "/api/v1/campaigns/c1/entries/import",
+        data=body,
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    elapsed = time.perf_counter() - started
+    assert r.status_code == 422 and error_code(r) == "too_many_entries"
+    assert r.json["error"]["details"] == {"limit": 2000, "existing": 0, "adding": 55_000}
+    assert codes(client) == []
+    print(f"55,000-line CSV refused in {elapsed:.2f} s")
+    body = _csv([f"E{i:05d}" for i in range(2000)]).encode()
+    r = client.post(
+        "/api/v1/campaigns/c1/entries/import",
+        data=body,
+        headers={**ADMIN, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200 and r.json["created"] == 2000

@@ -109,3 +109,75 @@ def test_nul_in_url_is_400(client):
     """A NUL byte in a path or query is refused before it reaches the database."""
     assert client.get("/api/v1/campaigns/a%00b").status_code == 400
     assert client.get("/api/v1/campaigns?x=%00").status_code == 400
+
+
+def _deep(kind: str, depth: int) -> bytes:
+    if kind == "array":
+        return b"[" * depth + b"]" * depth
+    if kind == "object":
+        return b'{"a":' * depth + b"1" + b"}" * depth
+    # Inside a real document: a campaign whose description field is deeply nested.
+    return b'{"slug": "deep", "ballots": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize("kind", ["array", "object", "field"])
+def test_deeply_nested_json_is_400_on_every_json_endpoint(
+    app, client, make_campaign, kind, depth, caplog
+):
+    """JSON nested 1,000 or 100,000 deep is 400 json_too_deep on every operation that takes
+    a body (it was a 500 with a RecursionError in the log), for any caller, and nothing is
+    logged as an error."""
+    import logging
+
+    from tests.test_security import _operations
+
+    make_campaign()
+    body = _deep(kind, depth)
+    assert len(body) < 1024 * 1024
+    ops = [(m, p) for m, p in _operations(app) if m in ("post", "put", "patch")]
+    assert len(ops) >= 12
+    with caplog.at_level(logging.WARNING):
+        for method, path in ops:
+            url = (
+                path.replace("{slug}", "c1")
+                .replace("{code}", "A01")
+                .replace("{kiosk_id}", "1")
+                .replace("{expert_id}", "1")
+                .replace("{exclusion_id}", "1")
+                .replace("{run_id}", "x")
+                .replace("{version}", "1")
+            )
+            for headers in (ADMIN, {}):
+                r = getattr(client, method)(
+                    url, data=body, headers={**headers, "Content-Type": "application/json"}
+                )
+                assert r.status_code == 400, (method, path, r.status_code)
+                assert error_code(r) == "json_too_deep"
+                assert r.json["error"]["details"] == {"limit": 32}
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
+def test_ordinary_nesting_and_brackets_in_strings_are_not_too_deep(client, make_campaign):
+    """The limit counts real nesting only: a title full of brackets is just text, and a
+    document nested 32 deep parses (then fails validation like any other)."""
+    make_campaign()
+    title = "[" * 300 + "{{" * 200 + '\\"['
+    r = client.post(
+        "/api/v1/campaigns/c1/entries", json={"code": "B01", "title": title[:300]}, headers=ADMIN
+    )
+    assert r.status_code == 201, r.json
+    body = b'{"code": "B02", "title": "x", "summary": ' + b"[" * 31 + b"]" * 31 + b"}"
+    r = client.post(
+        "/api/v1/campaigns/c1/entries",
+        data=body,
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and error_code(r) == "validation_error"
+    body = b'{"code": "B02", "title": "x", "summary": ' + b"[" * 32 + b"]" * 32 + b"}"
+    r = client.post(
+        "/api/v1/campaigns/c1/entries",
+        data=body,
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and error_code(r) == "json_too_deep"

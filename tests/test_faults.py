@@ -271,3 +271,143 @@ def test_worker_killed_mid_run_completes_on_retry_once(app, client, make_campaig
     results = client.get("/api/v1/campaigns/big/results").json
     assert results["ballots_counted"] == 120_000 and results["version"] == 1
     observer.dispose()
+
+
+def test_redis_restart_while_a_retry_is_pending_requeues_the_run(
+    app, client, make_campaign, logdir, monkeypatch
+):
+    """A run's first try fails (a lost database connection) and its retry is scheduled;
+    then Redis restarts and the job is gone. A real `votes worker` re-queues the run
+    (workers/reaper.py) and finishes it, within a minute of Redis being back (short
+    intervals here: REAPER_INTERVAL_SECONDS=1)."""
+    import sys
+
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from sqlalchemy.exc import OperationalError
+
+    from service.domain import rankings
+    from service.redis_conn import get_redis
+    from tests.processes import Process
+    from tests.test_jobs import VOTES, add_ballots, get_run, work_once
+    from workers import jobs
+
+    redis_server = RedisServer(logdir).start()
+    monkeypatch.setitem(app.config, "REDIS_URL", redis_server.url)
+    monkeypatch.setattr(jobs, "_app", app)
+    make_campaign("c1")
+    add_ballots(app, "c1", VOTES)
+    real = rankings.load_ballots
+
+    def db_down(*args, **kwargs):
+        raise OperationalError("SELECT …", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(rankings, "load_ballots", db_down)
+    run_id = client.post("/api/v1/campaigns/c1/rankings", headers=ADMIN).json["run_id"]
+    work_once(app)  # the first try fails: a retry is scheduled
+    monkeypatch.setattr(rankings, "load_ballots", real)
+    run = get_run(client, run_id)
+    assert run["status"] == "queued" and run["error"]["code"] == "retrying"
+    conn = get_redis(redis_server.url)
+    assert Job.fetch(run["job_id"], connection=conn).get_status() == "scheduled"
+
+    redis_server.stop()
+    redis_server.start()  # a fresh server on the same port: the scheduled retry is gone
+    back = time.monotonic()
+    with pytest.raises(NoSuchJobError):
+        Job.fetch(run["job_id"], connection=get_redis(redis_server.url))
+
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "REAPER_INTERVAL_SECONDS": "1",
+        "REAPER_GRACE_SECONDS": "0",
+    }
+    worker = Process("worker", [sys.executable, "-m", "service.cli", "worker"], env, logdir)
+    worker.start()
+    try:
+        wait_until(
+            lambda: get_run(client, run_id)["status"] == "finished",
+            55,
+            0.2,
+            "the lost run to be re-queued and finished",
+        )
+        elapsed = time.monotonic() - back
+    finally:
+        worker.stop()
+        redis_server.stop()
+    assert elapsed < 60
+    run = get_run(client, run_id)
+    assert run["error"] is None and run["result"]["ballots_counted"] == len(VOTES)
+    assert "had lost its job; queued again" in worker.output()
+    print(f"run finished {elapsed:.1f} s after Redis came back")
+
+
+def test_redis_blip_while_a_retry_is_pending_the_retry_still_runs(
+    app, client, make_campaign, logdir, monkeypatch
+):
+    """A worker (with its rq scheduler) is running and a retry is scheduled; Redis goes
+    away for a few seconds and comes back with its data. The blip can kill rq's scheduler
+    process, which rq restarts only every ten minutes; the worker's watchdog restarts it
+    (or queues the overdue retry itself), so the run finishes within a minute."""
+    import sys
+
+    from rq.job import Job
+    from sqlalchemy.exc import OperationalError
+
+    from service.domain import rankings
+    from service.redis_conn import get_redis
+    from tests.processes import Process
+    from tests.test_jobs import VOTES, add_ballots, get_run, work_once
+    from workers import jobs
+
+    redis_server = RedisServer(logdir).start()
+    monkeypatch.setitem(app.config, "REDIS_URL", redis_server.url)
+    monkeypatch.setattr(jobs, "_app", app)
+    make_campaign("c1")
+    add_ballots(app, "c1", VOTES)
+    real = rankings.load_ballots
+
+    def db_down(*args, **kwargs):
+        raise OperationalError("SELECT …", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(rankings, "load_ballots", db_down)
+    run_id = client.post("/api/v1/campaigns/c1/rankings", headers=ADMIN).json["run_id"]
+    work_once(app)  # the first try fails: a retry is scheduled in 10 s
+    monkeypatch.setattr(rankings, "load_ballots", real)
+    job_id = get_run(client, run_id)["job_id"]
+
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "REAPER_INTERVAL_SECONDS": "2",
+        "REAPER_GRACE_SECONDS": "5",
+    }
+    worker = Process("worker", [sys.executable, "-m", "service.cli", "worker"], env, logdir)
+    worker.start()
+    try:
+        conn = get_redis(redis_server.url)
+        wait_until(
+            lambda: conn.exists("rq:scheduler-lock:rankings") and "Listening on" in worker.output(),
+            60,
+            0.2,
+            "the worker and its scheduler",
+        )
+        conn.save()  # the blip keeps the data (dump.rdb)
+        redis_server.stop()
+        time.sleep(3)  # the outage itself: the scheduler's next poll fails
+        redis_server.start()
+        back = time.monotonic()
+        assert Job.fetch(job_id, connection=get_redis(redis_server.url)).get_status() == "scheduled"
+        wait_until(
+            lambda: get_run(client, run_id)["status"] == "finished",
+            55,
+            0.2,
+            "the retried run to finish",
+        )
+        elapsed = time.monotonic() - back
+    finally:
+        worker.stop()
+        redis_server.stop()
+    assert elapsed < 60
+    print(f"run finished {elapsed:.1f} s after Redis came back")

@@ -398,3 +398,61 @@ def test_ballot_loading_keeps_each_ballots_choices_whatever_the_fetch_size(
         r: sorted(c) for i, ((_, r), c) in enumerate(zip(ballots, choices, strict=True)) if i != 1
     }
     assert got == want
+
+
+def test_reaper_requeues_a_lost_run_once_and_it_computes_once(client, app, voted):
+    """A run whose job vanished from Redis is queued again by the reaper; two passes (two
+    workers) queue it once, an alive job is left alone, and the run computes once."""
+    from workers import reaper
+
+    run_id = start_run(client)
+    conn = get_redis(app.config["REDIS_URL"])
+    queue = Queue(RANKINGS, connection=conn)
+    with app.app_context():
+        job_id = db.session.get(RankingRun, run_id).job_id
+        # An alive job (waiting in its queue) is not touched.
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=0) == []
+    assert queue.get_job_ids() == [job_id]
+    conn.flushdb()  # Redis restarted without its data: the job is gone
+
+    with app.app_context():
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=0) == [run_id]
+        # A second worker in the same interval: the lock makes it a no-op.
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=0) == []
+        conn.delete(reaper.LOCK_KEY)  # the next interval: the job is alive again
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=0) == []
+    assert queue.get_job_ids() == [job_id]
+    run = get_run(client, run_id)
+    assert run["status"] == "queued" and run["error"]["code"] == "requeued"
+
+    drain(app)
+    jobs.compute_ranking(run_id)  # and once more, as a duplicate job would: nothing changes
+    run = get_run(client, run_id)
+    assert run["status"] == "finished" and run["error"] is None
+    with app.app_context():
+        leaves = db.session.scalar(
+            select(func.sum(MerkleChunk.size)).where(MerkleChunk.run_id == run_id)
+        )
+    assert leaves == 4
+
+
+def test_reaper_leaves_fresh_runs_and_finished_runs_alone(client, app, voted):
+    """Within the grace period (the API commits the run, then enqueues) and once a run is
+    finished, the reaper queues nothing."""
+    from workers import reaper
+
+    run_id = start_run(client)
+    conn = get_redis(app.config["REDIS_URL"])
+    conn.flushdb()
+    with app.app_context():
+        # The test clock stands still: the run is 0 s old, younger than a 30 s grace.
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=30) == []
+    assert get_run(client, run_id)["status"] == "queued"
+    with app.app_context():
+        conn.delete(reaper.LOCK_KEY)
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=0) == [run_id]
+    drain(app)
+    conn.flushdb()
+    with app.app_context():
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=0) == []
+    assert get_run(client, run_id)["status"] == "finished"

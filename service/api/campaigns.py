@@ -126,6 +126,7 @@ class Entries(MethodView):
         """Add one entry (object) or several (list), all or nothing."""
         campaign = domain.get_campaign(slug)
         payload = request.get_json(silent=False)
+        domain.check_entry_cap(campaign, len(payload) if isinstance(payload, list) else 1)
         entries = domain.add_entries(campaign, _load_entries(payload), _actor())
         db.session.commit()
         return entries

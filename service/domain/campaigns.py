@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -261,9 +262,28 @@ def list_entries(campaign: Campaign) -> list[Entry]:
     )
 
 
+def check_entry_cap(campaign: Campaign, adding: int) -> None:
+    """422 too_many_entries when ``adding`` more entries would pass the campaign's cap
+    (``MAX_ENTRIES_PER_CAMPAIGN``): 55,000 entries made a 13 MB voting page."""
+    from flask import current_app
+
+    limit = current_app.config["MAX_ENTRIES_PER_CAMPAIGN"]
+    existing = db.session.scalar(
+        select(func.count()).select_from(Entry).where(Entry.campaign_id == campaign.id)
+    )
+    if existing + adding > limit:
+        raise ApiError(
+            422,
+            "too_many_entries",
+            f"每个评选活动最多 {limit} 个参评对象 / at most {limit} entries per campaign",
+            {"limit": limit, "existing": existing, "adding": adding},
+        )
+
+
 def add_entries(campaign: Campaign, items: list[dict[str, Any]], actor: str) -> list[Entry]:
     """Add validated entries, all or nothing; 409 code_taken names every clash."""
     _refuse_if_entries_locked(campaign)
+    check_entry_cap(campaign, len(items))
     codes = [item["code"] for item in items]
     dupes = sorted({c for c in codes if codes.count(c) > 1})
     taken = set(
@@ -324,6 +344,12 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
             f"表头须为 / header must be: {','.join(CSV_HEADER)}",
             {"lines": [{"line": 1, "errors": {"header": [",".join(header)]}}]},
         )
+    # The cap first: validating 55,000 lines took 34 s only to refuse them. A broken
+    # line (csv.Error) is reported with its number below.
+    with contextlib.suppress(csv.Error):
+        check_entry_cap(campaign, sum(1 for row in reader if any(c.strip() for c in row)))
+    reader = csv.reader(io.StringIO(text))
+    next(reader)
     schema = EntrySchema()
     items, errors, seen = [], [], {}
     try:

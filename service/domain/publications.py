@@ -182,21 +182,32 @@ def results_csv(campaign: Campaign) -> tuple[str, int]:
         writer.writerow(
             [
                 row["rank"],
-                row["code"],
-                row["title"],
-                row.get("category") or "",
-                row.get("area") or "",
+                _text_cell(row["code"]),
+                _text_cell(row["title"]),
+                _text_cell(row.get("category") or ""),
+                _text_cell(row.get("area") or ""),
                 row["votes"],
                 row["vote_score"],
                 row["reviews"],
                 row["expert_score"],
                 row["combined"],
                 "true" if row["selected"] else "false",
-                row.get("award") or "",
-                ";".join(row.get("flags") or []),
+                _text_cell(row.get("award") or ""),
+                _text_cell(";".join(row.get("flags") or [])),
             ]
         )
     return out.getvalue(), publication.version
+
+
+# A spreadsheet program runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(text: str) -> str:
+    """Neutralise a text cell for spreadsheet programs (OWASP "CSV Injection"): a leading
+    apostrophe makes ``=HYPERLINK(…)`` plain text. Only text cells: numbers (a negative
+    vote score included) are written as numbers."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 # --- receipts ---------------------------------------------------------------------------
