@@ -102,6 +102,26 @@ class VotesWorker(Worker):
         except Exception:  # the database may be down: the next pass tries again
             log.exception("the reaper pass failed")
 
+    # rq's work loop stops the worker on any Redis error outside its dequeue wait; these
+    # two calls sit just outside it, so a blip at the wrong moment ended `votes worker`.
+    # Both are bookkeeping: skipped, the dequeue then waits for Redis with back-off.
+
+    def set_state(self, state, pipeline=None) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            super().set_state(state, pipeline=pipeline)
+        except RedisError as exc:
+            log.warning("could not record the worker state in Redis: %s", exc)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            super().check_for_suspension(burst)
+        except RedisError as exc:
+            log.warning("could not check for `rq suspend` in Redis: %s", exc)
+
     def main_work_horse(self, job, queue) -> None:
         forget_inherited_connections()
         super().main_work_horse(job, queue)
