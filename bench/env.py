@@ -63,8 +63,21 @@ class Settings:
         return _with_database(self.server_url, DB_NAME)
 
 
-def check_prerequisites(settings: Settings) -> None:
-    """Raise Missing naming the first missing piece (PostgreSQL, Redis, wrk, pabutools)."""
+def check_prerequisites(settings: Settings, services: bool = True) -> None:
+    """Raise Missing naming the first missing piece (PostgreSQL, Redis, wrk, pabutools);
+    ``services=False`` (the MES section alone) checks only pabutools."""
+    if services:
+        _check_services(settings)
+    try:
+        import pabutools  # noqa: F401
+    except ImportError:
+        raise Missing(
+            "pabutools (the reference MES implementation) is not installed: "
+            ".venv/bin/pip install -e '.[dev]' (make bench does this)"
+        ) from None
+
+
+def _check_services(settings: Settings) -> None:
     import psycopg
     import redis
 
@@ -94,13 +107,6 @@ def check_prerequisites(settings: Settings) -> None:
         raise Missing(
             "wrk (HTTP load generator) is not installed: apt-get update && apt-get install -y wrk"
         )
-    try:
-        import pabutools  # noqa: F401
-    except ImportError:
-        raise Missing(
-            "pabutools (the reference MES implementation) is not installed: "
-            ".venv/bin/pip install -e '.[dev]' (make bench does this)"
-        ) from None
 
 
 def fresh_database(settings: Settings) -> None:

@@ -343,3 +343,37 @@ def test_generate_instance_is_deterministic():
     assert np.array_equal(c1, c2) and b1 == b2
     assert a1.n_ballots == 500 and np.all(np.diff(a1.indptr) >= 1)
     assert np.all(c1 == np.round(c1)) and math.isfinite(b1) and 0 < b1 < c1.sum()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(elections(max_projects=14, max_voters=90, max_cost=3000))
+def test_small_python_path_matches_numpy_path(election):
+    """Small elections run MES in plain Python (``_small_run``); larger ones with NumPy
+    (``_mes_run``). Both give the same outcome, in the same order, for plain MES, add1
+    and add1_greedy, on elections up to Assen's size with many add1 steps."""
+    ballots, costs, budget, tie_order = election
+    approvals, costs = Approvals.from_lists(ballots), np.array(costs, float)
+    for completion in (None, "add1", "add1_greedy"):
+        small = equal_shares(approvals, costs, budget, tie_order, completion)
+        with patch.object(budget_module, "_SMALL", -1):  # force the NumPy path
+            vectorised = equal_shares(approvals, costs, budget, tie_order, completion)
+        assert small == vectorised
+
+
+def test_small_path_is_taken_for_small_elections():
+    """Assen-sized elections take the plain-Python path, large ones the NumPy path."""
+    calls = []
+    original = budget_module._small_run
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    with patch.object(budget_module, "_small_run", spy):
+        approvals, costs, budget = generate_instance(84, 14, seed=2)
+        equal_shares(approvals, costs, budget, list(range(14)))
+        assert calls
+        calls.clear()
+        approvals, costs, budget = generate_instance(3000, 60, seed=2)
+        equal_shares(approvals, costs, budget, list(range(60)), None)
+        assert not calls

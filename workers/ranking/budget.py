@@ -61,6 +61,7 @@ COMPLETIONS = (None, "add1", "add1_greedy")
 _TOL = 1e-9  # relative tolerance for "equal" in the float arithmetic of MES
 _BATCH = 4096  # supporters priced per vectorised evaluation before the best is known
 _DENSE = 1 << 16  # ballot types x projects up to which rounds use a dense matrix
+_SMALL = 3000  # (ballot type, project) pairs up to which MES runs in plain Python
 _INF = math.inf
 
 
@@ -668,6 +669,253 @@ def _rivals_limit(
     return float(end.min())
 
 
+# --------------------------------------------------------------------------------------
+# Small elections in plain Python
+# --------------------------------------------------------------------------------------
+#
+# The same algorithm as ``_mes_run`` with ``_evaluate_dense`` (same formulas, same
+# tolerances, same bounds, same trace), on Python floats and lists. Below about
+# ``_SMALL`` (ballot type, project) pairs a NumPy call costs more than the arithmetic it
+# does, and add1 makes dozens of runs of a dozen rounds each.
+
+
+class _SmallState:
+    """``_State`` on lists (per ballot type: bv, bs, alive; per project the rest)."""
+
+    __slots__ = ("bv", "bs", "alive", "remaining", "h1", "la1", "ls1", "la2", "ls2", "bought", "hi")
+
+    @classmethod
+    def start(cls, e: _Election, b0: float) -> _SmallState:
+        st = cls()
+        n_types = len(e.mult)
+        st.bv, st.bs, st.alive = [b0] * n_types, [1.0] * n_types, [True] * n_types
+        cand = e.candidates.tolist()
+        votes, costs = e.votes.tolist(), e.costs.tolist()
+        st.remaining = list(cand)
+        inv = [1.0 / v if ok else _INF for ok, v in zip(cand, votes, strict=True)]
+        st.h1 = [c / v if ok else _INF for ok, c, v in zip(cand, costs, votes, strict=True)]
+        st.la1, st.ls1 = list(inv), [0.0] * len(inv)
+        st.la2, st.ls2 = list(inv), [0.0] * len(inv)
+        st.bought, st.hi = [], _INF
+        return st
+
+    def copy(self) -> _SmallState:
+        st = _SmallState()
+        for name in self.__slots__[:-2]:
+            setattr(st, name, list(getattr(self, name)))
+        st.bought, st.hi = list(self.bought), self.hi
+        return st
+
+
+class _Small:
+    """What the plain-Python runs read from an election, as Python lists."""
+
+    __slots__ = ("costs", "mult", "projects", "rank")
+
+    def __init__(self, e: _Election) -> None:
+        self.costs = e.costs.tolist()
+        self.mult = e.mult.tolist()
+        ptr, types = e.p_ptr.tolist(), e.p_types.tolist()
+        cand = e.candidates.tolist()
+        self.projects: list[list[int]] = [[] for _ in self.mult]  # per type, what MES may buy
+        for j in range(len(self.costs)):
+            if cand[j]:
+                for t in types[ptr[j] : ptr[j + 1]]:
+                    self.projects[t].append(j)
+        self.rank = e.rank.tolist()
+
+
+def _small_evaluate(sm: _Small, st: _SmallState, cand: list[int], b0: float, eps: float):
+    """``_evaluate_dense`` + ``_update_bounds`` for the projects ``cand``; returns per
+    project (alpha, qv, qs, av, as_, supporters poorest first, number of poor ones)."""
+    bv, bs, alive, mult = st.bv, st.bs, st.alive, sm.mult
+    n_projects = len(st.remaining)
+    todo = [False] * n_projects
+    for j in cand:
+        todo[j] = True
+    by_project: list[list[int]] = [[] for _ in range(n_projects)]  # live supporters
+    cnts, avs, ass = [0.0] * n_projects, [0.0] * n_projects, [0.0] * n_projects
+    for t in sorted((t for t in range(len(bv)) if alive[t]), key=bv.__getitem__):  # poorest first
+        m = mult[t]
+        mv, ms = m * bv[t], m * bs[t]
+        for j in sm.projects[t]:
+            if todo[j]:
+                by_project[j].append(t)
+                cnts[j] += m
+                avs[j] += mv
+                ass[j] += ms
+    out = []
+    for j in cand:
+        rows = by_project[j]
+        c = sm.costs[j]
+        cnt, av, as_ = cnts[j], avs[j], ass[j]
+        first = -1
+        qv = qs = 0.0
+        before_m = before_v = before_s = 0.0
+        for i, t in enumerate(rows):
+            m, v = mult[t], bv[t]
+            cnt_from = cnt - before_m  # supporters this poor or richer
+            q = (c - before_v) / cnt_from  # the poorer ones pay all they have
+            if q <= v + eps:
+                first, qv, qs = i, q, -before_s / cnt_from
+                break
+            before_m += m
+            before_v += m * v
+            before_s += m * bs[t]
+        afford = first >= 0 and av >= c * (1 - _TOL)
+        if afford:
+            alpha = qv / c
+            a_s = qs / c
+            st.h1[j] = -_INF
+            st.la1[j] = st.la2[j] = alpha - a_s * b0  # tangent: alpha is convex in b
+            st.ls1[j] = st.ls2[j] = a_s
+        else:
+            alpha = _INF
+            qv = qs = 0.0
+            grows = as_ > 0 and cnt > 0
+            h1 = b0 + (c - av) / as_ if grows else _INF
+            st.h1[j] = h1
+            st.la1[j], st.ls1[j] = (1.0 / cnt if cnt else _INF), 0.0  # rho >= cost / supporters
+            st.la2[j], st.ls2[j] = -_INF, 0.0
+            if grows:
+                # the richest supporters where the project becomes affordable
+                d = h1 - b0
+                at = [bv[t] + bs[t] * d for t in rows]
+                top = max(at)
+                floor = top - _TOL * abs(top)
+                cr = sv = ss = 0.0
+                for t, a in zip(rows, at, strict=True):
+                    if a >= floor:
+                        m = mult[t]
+                        cr += m
+                        sv += m * bv[t]
+                        ss += m * bs[t]
+                lv = (sv - av + c) / cr / c
+                ls = (ss - as_) / cr / c
+                st.la2[j], st.ls2[j] = lv - ls * b0, ls
+        out.append((alpha, qv, qs, av, as_, rows, first))
+    return out
+
+
+def _small_limit(b0: float, fvs, fss, vtol: float, stols) -> float:
+    """``_limit`` on lists."""
+    end = _INF
+    for fv, fs, stol in zip(fvs, fss, stols, strict=True):
+        if fs >= 0:
+            continue
+        if fv <= vtol:
+            if fs < -stol:
+                return b0
+            continue
+        end = min(end, b0 + fv / -fs)
+    return end
+
+
+def _small_rivals_limit(st: _SmallState, others, rank_p, rank, b0, aw_v, aw_s, best) -> float:
+    """``_rivals_limit`` on lists."""
+    vtol = _TOL * abs(best) + 1e-18
+    result = _INF
+    for j in others:
+        h1 = st.h1[j]
+        end = h1 if b0 < h1 else b0
+        loses = rank[j] > rank_p
+        spans = []
+        for la, ls in ((st.la1[j], st.ls1[j]), (st.la2[j], st.ls2[j])):
+            fv = la + ls * b0 - aw_v
+            fs = ls - aw_s
+            pos = fv > vtol
+            tight = not pos and fv >= -vtol
+            above = pos or (tight and loses)
+            if abs(fs) <= _TOL * (abs(ls) + abs(aw_s)) + 1e-18:  # flat
+                spans.append((-_INF, _INF) if above else (_INF, -_INF))
+                continue
+            root = b0 - fv / fs
+            if fs > 0:  # rising
+                lo = (-_INF if loses else b0) if tight else root
+                spans.append((lo, _INF))
+            else:
+                spans.append((-_INF, b0 if tight else root))
+        for _ in range(2):  # chain the intervals that overlap
+            for lo, hi in spans:
+                if lo < end < hi:
+                    end = hi
+        result = min(result, end)
+    return result
+
+
+def _small_run(sm: _Small, e: _Election, b0: float, trace: list | None = None):
+    """``_mes_run`` for small elections (same results, same trace contract)."""
+    out: list = []
+    if trace:
+        margin = 1e-7 * max(1.0, b0)
+        for b_ref, snap, hi_before in trace:
+            if hi_before <= b0 + margin:
+                break
+            out.append((b_ref, snap, hi_before))
+        b_ref, snap, _ = out[-1]
+        st = snap.copy()
+        if b0 != b_ref:
+            d = b0 - b_ref
+            st.bv = [v + s * d for v, s in zip(st.bv, st.bs, strict=True)]
+        out[-1] = (b0, st.copy(), st.hi)
+    else:
+        st = _SmallState.start(e, b0)
+    keep = trace is not None
+    if keep and not out:
+        out.append((b0, st.copy(), st.hi))
+    rank, costs = sm.rank, sm.costs
+    eps = _TOL * b0
+
+    while True:
+        cand = [j for j, left in enumerate(st.remaining) if left]
+        if not cand:
+            break
+        evals = _small_evaluate(sm, st, cand, b0, eps)
+        best = min(ev[0] for ev in evals)
+        if best == _INF:
+            st.hi = min(st.hi, min(st.h1[j] for j in cand))
+            break
+        limit = best * (1 + _TOL)
+        w = min((i for i, ev in enumerate(evals) if ev[0] <= limit), key=lambda i: rank[cand[i]])
+        p = cand[w]
+        c_p = costs[p]
+        alpha_w, qv, qs, av_w, as_w, t_w, n_poor = evals[w]
+        aw_s = qs / c_p
+
+        if as_w < 0:
+            st.hi = min(st.hi, b0 if av_w - c_p <= _TOL * c_p else b0 + (av_w - c_p) / -as_w)
+        bv, bs = st.bv, st.bs
+        fvs, fss, stols = [], [], []
+        for i, t in enumerate(t_w):
+            sign = -1.0 if i < n_poor else 1.0
+            fvs.append(sign * (bv[t] - qv))
+            fss.append(sign * (bs[t] - qs))
+            stols.append(_TOL * (abs(bs[t]) + abs(qs)) + 1e-15)
+        st.hi = min(st.hi, _small_limit(b0, fvs, fss, eps, stols))
+        others = [j for j in cand if j != p]
+        if others:
+            st.hi = min(
+                st.hi, _small_rivals_limit(st, others, rank[p], rank, b0, alpha_w, aw_s, best)
+            )
+
+        st.bought.append(p)
+        st.remaining[p] = False
+        alive = st.alive
+        for t in t_w[:n_poor]:
+            bv[t], bs[t], alive[t] = 0.0, 0.0, False
+        for t in t_w[n_poor:]:
+            nv, ns = bv[t] - qv, bs[t] - qs
+            if nv <= eps:
+                if abs(ns) > _TOL * (abs(bs[t]) + abs(qs)) + 1e-15:
+                    st.hi = b0  # left with exactly nothing here, but not for a nearby b
+                nv = ns = 0.0
+                alive[t] = False
+            bv[t], bs[t] = nv, ns
+        if keep:
+            out.append((b0, st.copy(), st.hi))
+    return st.bought, st.hi, out
+
+
 def _exhaustive(e: _Election, chosen: list[int], budget: float) -> bool:
     left = budget - float(e.costs[chosen].sum()) if chosen else budget
     others = e.candidates.copy()
@@ -701,9 +949,19 @@ def equal_shares(
     if e.n_voters == 0:
         return _greedy_fill(e, [], total) if completion == "add1_greedy" else []
     start = total / e.n_voters
+    if e.dense is not None and int(e.p_len.sum()) <= _SMALL:
+        sm = _Small(e)
+
+        def run(b0: float, trace: list | None = None):
+            return _small_run(sm, e, b0, trace)
+    else:
+
+        def run(b0: float, trace: list | None = None):
+            return _mes_run(e, b0, trace)
+
     if completion is None:
-        return e.free + _mes_run(e, start)[0]
-    bought, hi, trace = _mes_run(e, start, [])
+        return e.free + run(start)[0]
+    bought, hi, trace = run(start, [])
 
     # add1: one more currency unit per voter until exhaustive; keep the last feasible.
     previous = list(e.free)
@@ -724,7 +982,7 @@ def equal_shares(
         gap = hi - start
         nxt = math.ceil(gap - 1e-7 * max(1.0, abs(gap))) if math.isfinite(gap) else step + 1
         step = max(step + 1, nxt)
-        bought, hi, trace = _mes_run(e, start + step, trace)
+        bought, hi, trace = run(start + step, trace)
 
     if completion == "add1_greedy":
         result = _greedy_fill(e, result, total)
