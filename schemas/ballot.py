@@ -72,6 +72,14 @@ class ReceiptSchema(Schema):
 class ExclusionInSchema(Schema):
     ballot_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=100000))
     kiosk_id = fields.Integer()
+    client = Text(
+        validate=validate.Regexp(r"^[0-9a-f]{8,64}$"),
+        metadata={"description": "a web_burst group's client label (or the whole hash)"},
+    )
+    subnet = Text(
+        validate=validate.Regexp(r"^[0-9a-f]{8,64}$"),
+        metadata={"description": "a subnet_burst group's subnet label (or the whole hash)"},
+    )
     from_ = Rfc3339(data_key="from")
     to = Rfc3339()
     reason = Text(required=True, validate=validate.Length(min=1, max=2000))
@@ -95,9 +103,22 @@ class AnomalyBallotSchema(Schema):
 class AnomalySchema(Schema):
     kiosk_id = fields.Integer(allow_none=True)
     kiosk = Text(allow_none=True)
-    flag = Text(metadata={"description": "burst, late_upload or volume_outlier"})
+    flag = Text(
+        metadata={
+            "description": "burst, late_upload, volume_outlier, web_burst, subnet_burst or "
+            "first_time_surge"
+        }
+    )
+    client = Text(metadata={"description": "web_burst: a label of the client address's keyed hash"})
+    subnet = Text(metadata={"description": "subnet_burst: a label of the /24 or /64's keyed hash"})
+    addresses = fields.Integer(
+        metadata={"description": "subnet_burst: distinct client addresses in the group"}
+    )
     day = Text(metadata={"description": "volume_outlier: the campaign-local day"})
-    threshold = fields.Integer(metadata={"description": "volume_outlier: the count it exceeded"})
+    hour = Text(metadata={"description": "first_time_surge: the hour's start, campaign time"})
+    threshold = fields.Integer(
+        metadata={"description": "volume_outlier, first_time_surge: the count it exceeded"}
+    )
     count = fields.Integer()
     first = Text()
     last = Text(allow_none=True)

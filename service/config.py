@@ -175,6 +175,15 @@ class Config:
         # daily maximum, factor x the median daily count of the campaign's other kiosks).
         self.VOLUME_FACTOR = env_int("VOLUME_FACTOR", 3)
         self.VOLUME_FLOOR = env_int("VOLUME_FLOOR", 200)
+        # Web ballots: flagged web_burst above WEB_BURST_MAX from one client address, and
+        # subnet_burst above SUBNET_BURST_MAX from one /24 or /64, in the window.
+        self.WEB_BURST_WINDOW_SECONDS = env_int("WEB_BURST_WINDOW_SECONDS", 60)
+        self.WEB_BURST_MAX = env_int("WEB_BURST_MAX", 10)
+        self.SUBNET_BURST_MAX = env_int("SUBNET_BURST_MAX", 30)
+        # An hour's first-time web voters are a first_time_surge above max(floor, factor x
+        # the median of the campaign's earlier hours).
+        self.FIRST_TIME_FACTOR = env_int("FIRST_TIME_FACTOR", 4)
+        self.FIRST_TIME_FLOOR = env_int("FIRST_TIME_FLOOR", 120)
         self.JOB_TIMEOUT = env_int("JOB_TIMEOUT", 900)
         self.REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 30)
         self.REAPER_GRACE_SECONDS = env_int("REAPER_GRACE_SECONDS", 30)

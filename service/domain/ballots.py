@@ -32,6 +32,7 @@ from . import verification as verify
 from .campaigns import lock_rules
 from .roll import check_voter, preloaded
 from .voters import InvalidVoterId, voter_key
+from .web_flags import mark_web_ballot
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +391,8 @@ def _cast_ballot(
         raise
     if kiosk_id is not None and _is_burst(kiosk_id, arrived):
         _flag(prepared.row, "burst")
+    elif channel == "web":
+        mark_web_ballot(prepared.row, arrived)  # address hashes, web_burst / subnet_burst
     # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
     try:
         with db.session.begin_nested() if isolated else nullcontext():

@@ -45,6 +45,8 @@ class Ballot(db.Model):
     __table_args__ = (
         UniqueConstraint("campaign_id", "voter_key", "dedup_slot", name="uq_ballots_voter_slot"),
         Index("ix_ballots_kiosk_accepted", "kiosk_id", "accepted_at"),
+        Index("ix_ballots_campaign_client_accepted", "campaign_id", "client_hash", "accepted_at"),
+        Index("ix_ballots_campaign_subnet_accepted", "campaign_id", "subnet_hash", "accepted_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the client's ballot_id
@@ -61,6 +63,10 @@ class Ballot(db.Model):
     receipt: Mapped[str] = mapped_column(String(32), unique=True)
     nonce: Mapped[str] = mapped_column(String(32))
     flagged: Mapped[str | None] = mapped_column(String(64))
+    # Web ballots: keyed hashes of the client address and of its /24 or /64 (never the
+    # address itself; service/domain/web_flags.py).
+    client_hash: Mapped[str | None] = mapped_column(String(64))
+    subnet_hash: Mapped[str | None] = mapped_column(String(64))
 
     choices: Mapped[list[BallotChoice]] = relationship(
         back_populates="ballot", cascade="all, delete-orphan"
