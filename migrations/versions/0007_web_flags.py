@@ -1,6 +1,6 @@
 """Web abuse flags: keyed hashes of a web ballot's client address and network
 
-Revision ID: 0007_w13_flags
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-03 10:00:00
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0007_w13_flags'
+revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
