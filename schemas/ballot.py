@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from .common import Rfc3339, Text
 
@@ -32,6 +32,23 @@ class BallotInSchema(Schema):
     )
     cast_at = Rfc3339(allow_none=True, load_default=None)
     verification = fields.Nested(VerificationSchema, allow_none=True, load_default=None)
+
+
+class BallotFormSchema(Schema):
+    """The HTML voting form (service/web/vote.py): the ballot as a browser posts it,
+    ``choices`` repeated and the SMS step's fields flat. Form values are strings; the
+    ballot id is the one field a browser can send malformed (400 ``bad_request``). The
+    rules (how many choices, the identifier's format) are the domain's, as for the API."""
+
+    class Meta:
+        unknown = EXCLUDE  # csrf_token
+
+    ballot_id = fields.UUID(required=True)
+    voter_id = fields.String(load_default="")
+    choices = fields.List(fields.String(), load_default=list)
+    action = fields.String(load_default="")  # "send_code": the SMS step's first button
+    verification_id = fields.String(load_default="")
+    code = fields.String(load_default="")
 
 
 class BallotOutSchema(Schema):

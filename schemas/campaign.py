@@ -6,18 +6,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from .common import KEY_PATTERN, SLUG_PATTERN, Rfc3339, Text
+from workers.ranking.vocabulary import (
+    AGGREGATES,
+    BUDGET_RULES,
+    CALIBRATIONS,
+    RULES,
+    TIE_RULES,
+    VOTE_SCORES,
+)
 
-VOTER_ID_KINDS = ("cn_mobile", "cn_resident_id", "member_code")
-VERIFY = ("none", "sms")
-CHANNELS = ("kiosk", "web")
-ELIGIBILITY = ("open", "roll")
-VOTE_SCORES = ("max", "approval_rate", "share", "rank_points", "log")
-AGGREGATES = ("mean", "trimmed_mean", "median")
-CALIBRATIONS = ("none", "zscore", "additive")
-TIE_RULES = ("votes", "expert", "reviews", "cost", "lot")
-RULES = ("top", "greedy_budget", "greedy_budget_no_skip", "equal_shares")
-BUDGET_RULES = ("greedy_budget", "greedy_budget_no_skip", "equal_shares")
+from .common import KEY_PATTERN, SLUG_PATTERN, Rfc3339, Text
+from .rules import CHANNELS, DEFAULTS, ELIGIBILITY, LIMITS, VERIFY, VOTER_ID_KINDS, Quota
+
+# The defaults of every field below: one place (schemas/rules.py).
+V, RV, RK, S, RS = (
+    DEFAULTS.voting,
+    DEFAULTS.review,
+    DEFAULTS.ranking,
+    DEFAULTS.selection,
+    DEFAULTS.results,
+)
 
 # Fields of each section that stay editable after the rules lock (texts and windows).
 UNLOCKED = {
@@ -40,49 +48,55 @@ def _window(data, section):
 class VotingSchema(Schema):
     opens_at = Rfc3339(allow_none=True, load_default=None)
     closes_at = Rfc3339(allow_none=True, load_default=None)
-    min_choices = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
-    max_choices = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
-    limit = Text(load_default="once", validate=validate.OneOf(("once", "daily")))
-    voter_id = Text(load_default="cn_mobile", validate=validate.OneOf(VOTER_ID_KINDS))
+    min_choices = fields.Integer(
+        load_default=V.min_choices, validate=validate.Range(min=1, max=500)
+    )
+    max_choices = fields.Integer(
+        load_default=V.max_choices, validate=validate.Range(min=1, max=500)
+    )
+    limit = Text(load_default=V.limit, validate=validate.OneOf(LIMITS))
+    voter_id = Text(load_default=V.voter_id, validate=validate.OneOf(VOTER_ID_KINDS))
     channels = fields.List(
         Text(validate=validate.OneOf(CHANNELS)),
-        load_default=lambda: ["kiosk", "web"],
+        load_default=lambda: list(V.channels),
         validate=validate.Length(min=1),
     )
-    kiosk_grace_hours = fields.Float(load_default=24, validate=validate.Range(min=0, max=24 * 14))
+    kiosk_grace_hours = fields.Float(
+        load_default=V.kiosk_grace_hours, validate=validate.Range(min=0, max=24 * 14)
+    )
     # Who may vote: anyone with a valid identifier, or only identifiers on the roll
     # (POST …/roll); with area_scope a voter chooses only entries of their own area/grid.
-    eligibility = Text(load_default="open", validate=validate.OneOf(ELIGIBILITY))
-    area_scope = fields.Boolean(load_default=False)
+    eligibility = Text(load_default=V.eligibility, validate=validate.OneOf(ELIGIBILITY))
+    area_scope = fields.Boolean(load_default=V.area_scope)
     # SMS one-time codes for web ballots (kiosks are attended: only with verify_kiosk).
-    verify = Text(load_default="none", validate=validate.OneOf(VERIFY))
-    verify_kiosk = fields.Boolean(load_default=False)
+    verify = Text(load_default=V.verify, validate=validate.OneOf(VERIFY))
+    verify_kiosk = fields.Boolean(load_default=V.verify_kiosk)
     sms_daily_budget = fields.Integer(
-        load_default=1000, validate=validate.Range(min=1, max=10_000_000)
+        load_default=V.sms_daily_budget, validate=validate.Range(min=1, max=10_000_000)
     )
 
     @validates_schema
     def check(self, data, **kwargs):
         _window(data, "voting")
-        if data.get("area_scope") and data.get("eligibility", "open") != "roll":
+        if data["area_scope"] and data["eligibility"] != "roll":
             raise ValidationError(
                 "按区域投票需要选民名册 / area_scope needs eligibility roll", "area_scope"
             )
-        if data.get("verify") == "sms" and data.get("voter_id", "cn_mobile") != "cn_mobile":
+        if data["verify"] == "sms" and data["voter_id"] != "cn_mobile":
             raise ValidationError(
                 "短信验证码需要以手机号作为投票人标识 / verify: sms needs voter_id: cn_mobile",
                 "verify",
             )
-        if data.get("verify_kiosk") and data.get("verify") != "sms":
+        if data["verify_kiosk"] and data["verify"] != "sms":
             raise ValidationError(
                 "verify_kiosk 需要 verify: sms / verify_kiosk needs verify: sms", "verify_kiosk"
             )
-        if data.get("min_choices", 1) > data.get("max_choices", 1):
+        if data["min_choices"] > data["max_choices"]:
             raise ValidationError(
                 "最少选择数不能大于最多选择数 / min_choices must not exceed max_choices",
                 "min_choices",
             )
-        if len(set(data.get("channels", []))) != len(data.get("channels", [])):
+        if len(set(data["channels"])) != len(data["channels"]):
             raise ValidationError("渠道重复 / duplicate channel", "channels")
 
 
@@ -98,19 +112,21 @@ class CriterionSchema(Schema):
 class ReviewSchema(Schema):
     opens_at = Rfc3339(allow_none=True, load_default=None)
     closes_at = Rfc3339(allow_none=True, load_default=None)
-    min_reviews = fields.Integer(load_default=3, validate=validate.Range(min=0, max=1000))
-    aggregate = Text(load_default="trimmed_mean", validate=validate.OneOf(AGGREGATES))
-    calibration = Text(load_default="none", validate=validate.OneOf(CALIBRATIONS))
-    recuse_same_area = fields.Boolean(load_default=True)
+    min_reviews = fields.Integer(
+        load_default=RV.min_reviews, validate=validate.Range(min=0, max=1000)
+    )
+    aggregate = Text(load_default=RV.aggregate, validate=validate.OneOf(AGGREGATES))
+    calibration = Text(load_default=RV.calibration, validate=validate.OneOf(CALIBRATIONS))
+    recuse_same_area = fields.Boolean(load_default=RV.recuse_same_area)
     criteria = fields.List(fields.Nested(CriterionSchema), load_default=list)
 
     @validates_schema
     def check(self, data, **kwargs):
         _window(data, "review")
-        keys = [c["key"] for c in data.get("criteria", [])]
+        keys = [c["key"] for c in data["criteria"]]
         if len(keys) != len(set(keys)):
             raise ValidationError("评分项 key 重复 / criteria keys must be unique", "criteria")
-        criteria = data.get("criteria", [])
+        criteria = data["criteria"]
         if criteria and not any(c["weight"] > 0 for c in criteria):
             raise ValidationError(
                 "至少一个评分项权重须大于零 / a criterion needs weight > 0", "criteria"
@@ -118,41 +134,47 @@ class ReviewSchema(Schema):
 
 
 class RankingSchema(Schema):
-    public_weight = fields.Float(load_default=0.3, validate=validate.Range(min=0, max=1000))
-    expert_weight = fields.Float(load_default=0.7, validate=validate.Range(min=0, max=1000))
-    vote_score = Text(load_default="max", validate=validate.OneOf(VOTE_SCORES))
+    public_weight = fields.Float(
+        load_default=RK.public_weight, validate=validate.Range(min=0, max=1000)
+    )
+    expert_weight = fields.Float(
+        load_default=RK.expert_weight, validate=validate.Range(min=0, max=1000)
+    )
+    vote_score = Text(load_default=RK.vote_score, validate=validate.OneOf(VOTE_SCORES))
     tie_break = fields.List(
         Text(validate=validate.OneOf(TIE_RULES)),
-        load_default=lambda: list(TIE_RULES),
+        load_default=lambda: list(RK.tie_break),
     )
 
     @validates_schema
     def check(self, data, **kwargs):
-        if data.get("public_weight", 0) == 0 and data.get("expert_weight", 0) == 0:
+        if data["public_weight"] == 0 and data["expert_weight"] == 0:
             raise ValidationError(
                 "公众与专家权重不能同时为零 / public_weight and expert_weight cannot both be zero",
                 "expert_weight",
             )
-        chain = data.get("tie_break", [])
+        chain = data["tie_break"]
         if len(chain) != len(set(chain)):
             raise ValidationError("平局规则重复 / duplicate tie-break rule", "tie_break")
 
 
 class QuotaSchema(Schema):
-    min = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    max = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0))
+    min = fields.Integer(load_default=Quota.min, validate=validate.Range(min=0))
+    max = fields.Integer(allow_none=True, load_default=Quota.max, validate=validate.Range(min=0))
 
     @validates_schema
     def check(self, data, **kwargs):
-        if data.get("max") is not None and data["min"] > data["max"]:
+        if data["max"] is not None and data["min"] > data["max"]:
             raise ValidationError("min 不能大于 max / min must not exceed max", "min")
 
 
 class SelectionSchema(Schema):
-    rule = Text(load_default="top", validate=validate.OneOf(RULES))
-    winners = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
+    rule = Text(load_default=S.rule, validate=validate.OneOf(RULES))
+    winners = fields.Integer(
+        allow_none=True, load_default=S.winners, validate=validate.Range(min=1)
+    )
     budget = fields.Float(
-        allow_none=True, load_default=None, validate=validate.Range(min=0, min_inclusive=False)
+        allow_none=True, load_default=S.budget, validate=validate.Range(min=0, min_inclusive=False)
     )
     categories = fields.Dict(
         keys=Text(validate=validate.Length(min=1, max=100)),
@@ -160,27 +182,27 @@ class SelectionSchema(Schema):
         load_default=dict,
     )
     max_per_area = fields.Integer(
-        allow_none=True, load_default=None, validate=validate.Range(min=1)
+        allow_none=True, load_default=S.max_per_area, validate=validate.Range(min=1)
     )
-    award = Text(allow_none=True, load_default=None, validate=validate.Length(max=100))
+    award = Text(allow_none=True, load_default=S.award, validate=validate.Length(max=100))
     # Entries with fewer votes cannot be selected (a participation threshold).
-    min_votes = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    min_votes = fields.Integer(load_default=S.min_votes, validate=validate.Range(min=0))
 
     @validates_schema
     def check(self, data, **kwargs):
-        rule = data.get("rule", "top")
-        if rule in BUDGET_RULES and data.get("budget") is None:
+        rule = data["rule"]
+        if rule in BUDGET_RULES and data["budget"] is None:
             raise ValidationError(f"规则 {rule} 需要预算 / rule {rule} needs a budget", "budget")
-        if rule == "top" and data.get("winners") is None:
+        if rule == "top" and data["winners"] is None:
             raise ValidationError("规则 top 需要入选数 / rule top needs winners", "winners")
-        quotas = data.get("categories") or {}
+        quotas = data["categories"]
         if quotas and rule != "top":
             raise ValidationError(
                 "类别配额仅适用于 top 规则 / category quotas apply to rule top only", "categories"
             )
-        winners = data.get("winners")
+        winners = data["winners"]
         if quotas and winners is not None:
-            minima = sum(q.get("min", 0) for q in quotas.values())
+            minima = sum(q["min"] for q in quotas.values())
             if minima > winners:
                 raise ValidationError(
                     f"各类别最少名额之和 {minima} 超过入选数 {winners} / "
@@ -190,8 +212,8 @@ class SelectionSchema(Schema):
 
 
 class ResultsSchema(Schema):
-    live = fields.Boolean(load_default=False)
-    auto_publish = fields.Boolean(load_default=True)
+    live = fields.Boolean(load_default=RS.live)
+    auto_publish = fields.Boolean(load_default=RS.auto_publish)
 
 
 class CampaignSchema(Schema):
@@ -220,9 +242,7 @@ class CampaignSchema(Schema):
 
     @validates_schema
     def check(self, data, **kwargs):
-        ranking = data.get("ranking") or {}
-        review = data.get("review") or {}
-        if ranking.get("expert_weight", 0.7) > 0 and not review.get("criteria"):
+        if data["ranking"]["expert_weight"] > 0 and not data["review"]["criteria"]:
             raise ValidationError(
                 "专家权重大于零时须设置评分细则 / expert_weight > 0 needs review.criteria",
                 "review",

@@ -82,7 +82,7 @@ def demo_roll(campaign: Campaign) -> list[str] | None:
     居民区 of its entries, added through the roll's domain function (stored as keyed
     hashes only). Returns the identifiers, which live only in this process, so that the
     simulated ballots come from voters on the roll."""
-    if campaign.voting.get("eligibility") != "roll":
+    if not campaign.rules.voting.on_roll:
         return None
     rng = random.Random(campaign.slug + ":roll")
     areas = sorted(
@@ -96,7 +96,7 @@ def demo_roll(campaign: Campaign) -> list[str] | None:
     rows = []
     for area in areas:
         for _ in range(rng.randint(25, 45)):
-            voter = _fake_voter(campaign.voting["voter_id"], rng)
+            voter = _fake_voter(campaign.rules.voting.voter_id, rng)
             if voter not in seen:
                 seen.add(voter)
                 rows.append((len(rows), {"voter_id": voter, "area": area, "grid": None}))
@@ -143,9 +143,9 @@ def simulate_ballots(
     """
     rng = random.Random(campaign.slug)
     voters = rng.sample(roll, min(n, len(roll))) if roll is not None else None
-    voting = campaign.voting
-    opens = datetime.fromisoformat(voting["opens_at"])
-    closes = min(datetime.fromisoformat(voting["closes_at"]), at)
+    voting = campaign.rules.voting
+    assert voting.opens_at is not None and voting.closes_at is not None  # demo windows
+    opens, closes = voting.opens_at, min(voting.closes_at, at)
     codes = entry_ids(campaign)
     order = sorted(codes)
     weights = [1.0 / (1 + rank) ** 0.8 for rank in range(len(order))]
@@ -155,16 +155,16 @@ def simulate_ballots(
     handsets = _Handsets()
     cast = 0
     for i in range(n):
-        k = rng.randint(voting.get("min_choices", 1), voting.get("max_choices", 1))
+        k = rng.randint(voting.min_choices, voting.max_choices)
         chosen: set[str] = set()
         while len(chosen) < min(k, len(order)):
             chosen.add(rng.choices(order, weights)[0])
         when = opens + timedelta(seconds=span * (i + rng.random()) / n)
-        channel = "kiosk" if rng.random() < 0.6 and "kiosk" in voting["channels"] else "web"
-        if channel not in voting["channels"]:
-            channel = voting["channels"][0]
+        channel = "kiosk" if rng.random() < 0.6 and "kiosk" in voting.channels else "web"
+        if channel not in voting.channels:
+            channel = voting.channels[0]
         ballot_id = uuid.UUID(int=rng.getrandbits(128), version=4)
-        voter_id = voters[i % len(voters)] if voters else _fake_voter(voting["voter_id"], rng)
+        voter_id = voters[i % len(voters)] if voters else _fake_voter(voting.voter_id, rng)
         with frozen(when):
             try:
                 code = None
@@ -204,9 +204,9 @@ def simulate_review(campaign: Campaign, panel: list[dict], at: datetime) -> tupl
     if not campaign.criteria or not panel:
         return 0, []
     rng = random.Random(campaign.slug + ":review")
-    review = campaign.review
-    opens = datetime.fromisoformat(review["opens_at"])
-    closes = min(datetime.fromisoformat(review["closes_at"]), at)
+    review = campaign.rules.review
+    assert review.opens_at is not None and review.closes_at is not None  # demo windows
+    opens, closes = review.opens_at, min(review.closes_at, at)
     entries = db.session.scalars(
         select(Entry).where(Entry.campaign_id == campaign.id).order_by(Entry.code)
     ).all()

@@ -256,27 +256,26 @@ def export_pb(campaign: Campaign) -> str:
     selected = (
         {r["code"] for r in publication.document["rows"] if r["selected"]} if publication else None
     )
-    selection = campaign.selection or {}
-    voting = campaign.voting or {}
+    selection, voting = campaign.rules.selection, campaign.rules.voting
     derived: dict[str, Any] = {
         "num_projects": len(entries),
         "num_votes": len(ballots),
-        "budget": selection.get("budget") or sum(e.cost or 0 for e in entries),
+        "budget": selection.budget or sum(e.cost or 0 for e in entries),
         "vote_type": "approval",
-        "rule": RULE_TO_PB.get(selection.get("rule"), "greedy"),
-        "min_length": voting.get("min_choices", 1),
-        "max_length": voting.get("max_choices", 1),
+        "rule": RULE_TO_PB.get(selection.rule, "greedy"),
+        "min_length": voting.min_choices,
+        "max_length": voting.max_choices,
     }
-    if selection.get("min_votes"):
-        derived["min_project_score_threshold"] = selection["min_votes"]
+    if selection.min_votes:
+        derived["min_project_score_threshold"] = selection.min_votes
     stored = {key: value for key, value in (campaign.pb_meta or [])}
     if campaign.pb_meta is None:
         # A campaign made here: its title and its voting window as local dates.
         zone = ZoneInfo(campaign.timezone)
         meta: dict[str, str] = {"description": campaign.title}
-        if voting.get("opens_at") and voting.get("closes_at"):
-            opens = datetime.fromisoformat(voting["opens_at"]).astimezone(zone)
-            closes = datetime.fromisoformat(voting["closes_at"]).astimezone(zone)
+        if voting.opens_at and voting.closes_at:
+            opens = voting.opens_at.astimezone(zone)
+            closes = voting.closes_at.astimezone(zone)
             meta["date_begin"] = opens.strftime(PB_DATE)
             meta["date_end"] = (closes - timedelta(microseconds=1)).strftime(PB_DATE)
     else:

@@ -201,12 +201,18 @@ def test_daily_limit_uses_the_campaign_local_day(client, make_campaign, clock, a
 
 
 def test_channel_rules(client, make_campaign, clock, kiosk):
-    """A kiosk-only campaign refuses anonymous web voters (401); web-only refuses kiosks."""
+    """One channel rule, one code: a kiosk-only campaign refuses anonymous web voters with
+    401 channel_not_allowed (a kiosk token is what they lack); web-only refuses kiosks
+    with 403 channel_not_allowed."""
     make_campaign("k-only", voting={"channels": ["kiosk"]})
     make_campaign("w-only", voting={"channels": ["web"]})
     clock.set(OPEN)
     r = post(client, ballot(), slug="k-only")
-    assert r.status_code == 401 and error_code(r) == "unauthorized"
+    assert r.status_code == 401 and error_code(r) == "channel_not_allowed"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+    # The rule is checked before the body is read: a malformed ballot gets the same answer.
+    r = post(client, {"choices": "A01"}, slug="k-only")
+    assert r.status_code == 401 and error_code(r) == "channel_not_allowed"
     assert post(client, ballot(), slug="k-only", headers=kiosk["headers"]).status_code == 201
     r = post(client, ballot(), slug="w-only", headers=kiosk["headers"])
     assert r.status_code == 403 and error_code(r) == "channel_not_allowed"

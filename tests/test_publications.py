@@ -456,3 +456,25 @@ def test_a_published_score_can_be_recomputed_from_the_document_alone(
     again = client.get("/api/v1/campaigns/c1/results").json
     assert again["version"] == 2 and again["result_digest"] == doc["result_digest"]
     assert again["calibration"] == doc["calibration"]
+
+
+def test_a_pruned_run_is_refused_by_the_api_and_by_the_publish_job(client, app, voted):
+    """The publish preconditions live once (publications.publishable_run): a run whose
+    ballot tree is gone is 409 run_expired from the API, and the same refusal (not
+    retried) when a job is asked to publish it directly."""
+    from service.domain import publications
+    from service.models import MerkleChunk
+
+    run_id = start_run(client)
+    drain(app)
+    with app.app_context():
+        db.session.execute(db.delete(MerkleChunk).where(MerkleChunk.run_id == run_id))
+        db.session.commit()
+    r = client.post("/api/v1/campaigns/c1/publications", json={"run_id": run_id}, headers=ADMIN)
+    assert r.status_code == 409 and error_code(r) == "run_expired"
+    with app.app_context():
+        campaign_id = db.session.scalar(select(Ballot.campaign_id).limit(1))
+        with pytest.raises(publications.PublishError) as refused:
+            publications.publish_run(campaign_id, run_id)
+        assert (refused.value.status, refused.value.code) == (409, "run_expired")
+    assert publication_count(app) == 0

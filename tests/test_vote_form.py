@@ -514,12 +514,13 @@ def test_kiosk_only_campaign_refuses_a_browser_without_the_cookie(
     make_campaign("kiosk-only", voting={"channels": ["kiosk"]})
     clock.set(OPEN)
     refused = client.get("/vote/kiosk-only")
-    assert refused.status_code == 403
-    assert page_code(refused) == "not_a_kiosk"
+    # The same rule and answer as the JSON API's (domain.access.check_channel).
+    assert refused.status_code == 401
+    assert page_code(refused) == "channel_not_allowed"
     assert "不是已登记的投票终端" in refused.text
     form = get_form(client, "web-ok")  # a valid session and CSRF token, from another form
     posted = post_form(client, form, PHONE, ["A01"], slug="kiosk-only")
-    assert posted.status_code == 403
+    assert posted.status_code == 401 and page_code(posted) == "channel_not_allowed"
     assert ballot_count(app) == 0
     enrol(client, new_kiosk(client)["token"])
     kiosk_form = get_form(client, "kiosk-only")

@@ -227,7 +227,7 @@ def run_nightly() -> dict[str, Any]:
         status = campaign_status(campaign, at)
         if status in ("voting", "review"):
             planned.append((create_run(campaign, "nightly").id, campaign.id, False))
-        elif status == "closed" and (campaign.results or {}).get("auto_publish"):
+        elif status == "closed" and campaign.rules.results.auto_publish:
             planned.append((create_run(campaign, "nightly").id, campaign.id, True))
     db.session.commit()
 

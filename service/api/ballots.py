@@ -26,6 +26,7 @@ from schemas.common import ApiErrorSchema
 from ..auth import current_principal, require
 from ..domain import ballots as domain
 from ..domain import exclusions
+from ..domain.access import check_channel
 from ..domain.campaigns import get_campaign
 from ..errors import ApiError, validation_error
 from ..extensions import db, limiter
@@ -151,13 +152,7 @@ class Ballots(MethodView):
         """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""
         channel, kiosk_id = ballot_channel()
         campaign = get_campaign(slug)
-        if channel == "web" and "web" not in (campaign.voting or {}).get("channels", []):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "需要投票终端令牌 / A kiosk token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        check_channel(campaign, channel)  # before the body: a missing kiosk token is 401
         item = _load_ballot(_ballot_payload())
         # One ballot per request: no savepoint needed, the request's transaction is its own.
         result = _cast(campaign, item, channel, kiosk_id, isolated=False)

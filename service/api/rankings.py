@@ -12,10 +12,9 @@ from schemas.common import ApiErrorSchema, Text
 from ..auth import require
 from ..domain import rankings as domain
 from ..domain.campaigns import get_campaign
-from ..domain.publications import publication_for_run
+from ..domain.publications import publishable_run
 from ..errors import ApiError
 from ..extensions import db
-from ..models import RankingRun
 
 blp = Blueprint(
     "rankings",
@@ -114,30 +113,7 @@ class Publications(MethodView):
         from workers.jobs import enqueue_publish
 
         campaign = get_campaign(slug)
-        run_id = (data or {}).get("run_id")
-        if run_id is None:
-            run = domain.latest_finished_run(campaign.id)
-            if run is None:
-                raise ApiError(
-                    409, "no_finished_run", "没有已完成的计算 / No finished ranking run to publish"
-                )
-        else:
-            run = db.session.get(RankingRun, run_id)
-            if run is None or run.campaign_id != campaign.id:
-                raise ApiError(404, "not_found", f"计算任务不存在 / No ranking run '{run_id}'")
-            if run.status != "finished":
-                raise ApiError(
-                    409,
-                    "run_not_finished",
-                    f"计算尚未完成 / The run is {run.status}",
-                    {"status": run.status},
-                )
-        if publication_for_run(run.id) is None and not domain.has_ballot_tree(run):
-            raise ApiError(
-                409,
-                "run_expired",
-                "该计算的选票树已清理,请重新计算 / This run's ballot tree was pruned; run again",
-            )
+        run = publishable_run(campaign.id, (data or {}).get("run_id"))
         try:
             job = enqueue_publish(campaign.id, run.id)
         except RedisError as exc:

@@ -29,6 +29,7 @@ from ..extensions import db
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Kiosk
 from ..observability import BALLOTS
 from . import verification as verify
+from .access import check_channel
 from .campaigns import lock_rules
 from .roll import check_voter, preloaded
 from .voters import InvalidVoterId, voter_key
@@ -67,10 +68,6 @@ class CastResult:
         }
 
 
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def entry_ids(campaign: Campaign, codes: list[str] | None = None) -> dict[str, int]:
     """Code -> id for the campaign's entries (only the given codes, when given)."""
     query = select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
@@ -80,7 +77,7 @@ def entry_ids(campaign: Campaign, codes: list[str] | None = None) -> dict[str, i
 
 
 def _check_choices(campaign: Campaign, choices: list[str], codes: dict[str, int]) -> list[str]:
-    voting = campaign.voting
+    voting = campaign.rules.voting
     if len(set(choices)) != len(choices):
         dupes = sorted({c for c in choices if choices.count(c) > 1})
         raise ApiError(
@@ -89,21 +86,14 @@ def _check_choices(campaign: Campaign, choices: list[str], codes: dict[str, int]
             "同一对象不能重复选择 / An entry was chosen twice",
             {"codes": dupes},
         )
-    if len(choices) < voting.get("min_choices", 1):
+    low, high = voting.min_choices, voting.max_choices
+    if len(choices) < low:
         raise ApiError(
-            422,
-            "too_few_choices",
-            f"至少选择 {voting.get('min_choices', 1)} 项 / Choose at least "
-            f"{voting.get('min_choices', 1)}",
-            {"min": voting.get("min_choices", 1)},
+            422, "too_few_choices", f"至少选择 {low} 项 / Choose at least {low}", {"min": low}
         )
-    if len(choices) > voting.get("max_choices", 1):
+    if len(choices) > high:
         raise ApiError(
-            422,
-            "too_many_choices",
-            f"最多选择 {voting.get('max_choices', 1)} 项 / Choose at most "
-            f"{voting.get('max_choices', 1)}",
-            {"max": voting.get("max_choices", 1)},
+            422, "too_many_choices", f"最多选择 {high} 项 / Choose at most {high}", {"max": high}
         )
     unknown = [c for c in choices if c not in codes]
     if unknown:
@@ -122,8 +112,8 @@ def _effective_time(
 ) -> datetime:
     """When the ballot counts as cast; refuses ballots outside the window, and ballots
     dated before their kiosk was registered (``kiosk_since``)."""
-    voting = campaign.voting
-    opens, closes = _dt(voting.get("opens_at")), _dt(voting.get("closes_at"))
+    voting = campaign.rules.voting
+    opens, closes = voting.opens_at, voting.closes_at
     effective = arrived
     if channel == "kiosk" and cast_at is not None:
         if cast_at > arrived + CLOCK_SKEW:
@@ -141,27 +131,27 @@ def _effective_time(
                 {"kiosk_registered_at": kiosk_since.astimezone(UTC).isoformat()},
             )
         effective = cast_at
-        grace = timedelta(hours=float(voting.get("kiosk_grace_hours", 24)))
+        grace = timedelta(hours=float(voting.kiosk_grace_hours))
         if closes is not None and arrived >= closes + grace:
             raise ApiError(
                 403,
                 "voting_closed",
                 "投票已结束 / Voting has closed",
-                {"closes_at": voting.get("closes_at")},
+                {"closes_at": closes.isoformat()},
             )
     if opens is None or effective < opens:
         raise ApiError(
             403,
             "voting_not_open",
             "投票尚未开始 / Voting has not opened",
-            {"opens_at": voting.get("opens_at")},
+            {"opens_at": opens.isoformat() if opens else None},
         )
     if closes is not None and effective >= closes:
         raise ApiError(
             403,
             "voting_closed",
             "投票已结束 / Voting has closed",
-            {"closes_at": voting.get("closes_at")},
+            {"closes_at": closes.isoformat()},
         )
     return effective
 
@@ -261,29 +251,15 @@ def _prepare(
 
     Returns (content digest or None, the row to insert or the refusal).
     """
-    voting = campaign.voting or {}
-    if channel not in voting.get("channels", []):
-        return None, ApiError(
-            403,
-            "channel_not_allowed",
-            f"本次评选不接受{'终端' if channel == 'kiosk' else '网页'}投票 / "
-            f"The {channel} channel is not open for this campaign",
-        )
+    voting = campaign.rules.voting
     try:
-        key = voter_key(
-            current_app.config["VOTER_PEPPER"], voting.get("voter_id", "cn_mobile"), voter_id
-        )
+        check_channel(campaign, channel)
+    except ApiError as exc:
+        return None, exc
+    try:
+        key = voter_key(current_app.config["VOTER_PEPPER"], voting.voter_id, voter_id)
     except InvalidVoterId as exc:
-        return None, ApiError(
-            422, "invalid_voter_id", str(exc), {"kind": voting.get("voter_id", "cn_mobile")}
-        )
-    if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-        return None, ApiError(
-            422,
-            "validation_error",
-            "choices 须为编号列表 / choices must be codes",
-            {"fields": {"choices": ["expected a list of entry codes"]}},
-        )
+        return None, ApiError(422, "invalid_voter_id", str(exc), {"kind": voting.voter_id})
     if channel != "kiosk":
         cast_at = None  # web ballots use server time
     digest = _digest(campaign.id, key, sorted(set(choices)), cast_at)
@@ -294,7 +270,7 @@ def _prepare(
     except ApiError as exc:
         return digest, exc
     slot = "once"
-    if voting.get("limit") == "daily":
+    if voting.limit == "daily":
         slot = effective.astimezone(ZoneInfo(campaign.timezone)).date().isoformat()
     nonce = secrets.token_hex(16)
     row = {
@@ -341,9 +317,7 @@ def _already_voted(campaign: Campaign, slot: str) -> ApiError:
         if slot != "once"
         else "您已投过票 / This voter has already voted"
     )
-    return ApiError(
-        409, "already_voted", message, {"limit": (campaign.voting or {}).get("limit", "once")}
-    )
+    return ApiError(409, "already_voted", message, {"limit": campaign.rules.voting.limit})
 
 
 def _cast_ballot(

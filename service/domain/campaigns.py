@@ -50,16 +50,12 @@ def lock_rules(campaign: Campaign) -> None:
         campaign.rules_locked_at = now()
 
 
-def _parse_dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def campaign_status(campaign: Campaign, at: datetime | None = None) -> str:
     """draft | upcoming | voting | review | closed, from the windows and the clock."""
     at = at or now()
-    voting, review = campaign.voting or {}, campaign.review or {}
-    v_open, v_close = _parse_dt(voting.get("opens_at")), _parse_dt(voting.get("closes_at"))
-    r_open, r_close = _parse_dt(review.get("opens_at")), _parse_dt(review.get("closes_at"))
+    voting, review = campaign.rules.voting, campaign.rules.review
+    v_open, v_close = voting.opens_at, voting.closes_at
+    r_open, r_close = review.opens_at, review.closes_at
     if v_open is None and r_open is None:
         return "draft"
     if v_open and at < v_open and (r_open is None or at < r_open):
@@ -232,7 +228,7 @@ def entries_locked(campaign: Campaign) -> bool:
     """Entries are fixed once voting has opened or anything was cast or scored."""
     if rules_locked(campaign):
         return True
-    opens = _parse_dt((campaign.voting or {}).get("opens_at"))
+    opens = campaign.rules.voting.opens_at
     return opens is not None and now() >= opens
 
 

@@ -22,7 +22,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import Ballot, Campaign, Exclusion, MerkleChunk, Publication, RankingRun
 from .audit import audit
-from .rankings import digest, latest_finished_run
+from .rankings import digest, has_ballot_tree, latest_finished_run
 
 CSV_COLUMNS = [
     "rank",
@@ -41,13 +41,9 @@ CSV_COLUMNS = [
 ]
 
 
-class PublishError(Exception):
-    """A publication that can never succeed (no finished run, wrong campaign): not retried."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class PublishError(ApiError):
+    """A publication that can never succeed (no finished run, wrong campaign, unfinished
+    or pruned run): refused by the API with its code, and not retried by a job."""
 
 
 def latest_publication(campaign_id: int) -> Publication | None:
@@ -63,6 +59,40 @@ def publication_for_run(run_id: str) -> Publication | None:
     return db.session.scalar(select(Publication).where(Publication.run_id == run_id))
 
 
+def publishable_run(campaign_id: int, run_id: str | None) -> RankingRun:
+    """The run a publication would publish: ``run_id``, or the campaign's latest finished
+    run. The publish preconditions, for the API (which refuses before enqueueing) and the
+    publish job alike: raises ``PublishError`` 409 ``no_finished_run``, 404 ``not_found``,
+    409 ``run_not_finished`` or 409 ``run_expired`` (its ballot tree, which the receipt
+    proofs need, was pruned). A run published already passes: publishing is idempotent."""
+    if run_id is None:
+        run = latest_finished_run(campaign_id)
+        if run is None:
+            raise PublishError(
+                409, "no_finished_run", "没有已完成的计算 / No finished ranking run to publish"
+            )
+    else:
+        run = db.session.get(RankingRun, run_id)
+        if run is None or run.campaign_id != campaign_id:
+            raise PublishError(404, "not_found", f"计算任务不存在 / No ranking run '{run_id}'")
+    if publication_for_run(run.id) is not None:
+        return run
+    if run.status != "finished":
+        raise PublishError(
+            409,
+            "run_not_finished",
+            f"计算尚未完成 / The run is {run.status}",
+            {"status": run.status},
+        )
+    if not has_ballot_tree(run):
+        raise PublishError(
+            409,
+            "run_expired",
+            "该计算的选票树已清理,请重新计算 / This run's ballot tree was pruned; run again",
+        )
+    return run
+
+
 def publish_run(
     campaign_id: int, run_id: str | None, actor: str = "job", if_changed: bool = False
 ) -> Publication | None:
@@ -70,23 +100,18 @@ def publish_run(
 
     Idempotent per run: an existing publication of the run is returned as is. With
     ``if_changed`` (nightly), a run that did not finish or whose input digest equals the
-    latest publication's publishes nothing and returns None. Raises ``PublishError`` when it never can.
+    latest publication's publishes nothing and returns None. Raises ``PublishError``
+    (``publishable_run``) when it never can.
     """
-    if run_id is None:
-        run = latest_finished_run(campaign_id)
-        if run is None:
-            raise PublishError("no_finished_run", "no finished ranking run to publish")
-    else:
-        run = db.session.get(RankingRun, run_id)
-        if run is None or run.campaign_id != campaign_id:
-            raise PublishError("not_found", f"no ranking run {run_id} in this campaign")
+    try:
+        run = publishable_run(campaign_id, run_id)
+    except PublishError as exc:
+        if if_changed and exc.code == "run_not_finished":
+            return None
+        raise
     existing = publication_for_run(run.id)
     if existing is not None:
         return existing
-    if run.status != "finished":
-        if if_changed:
-            return None
-        raise PublishError("run_not_finished", f"run {run.id} is {run.status}")
     if if_changed:
         latest = latest_publication(campaign_id)
         if latest is not None and latest.document.get("input_digest") == run.input_digest:
@@ -156,7 +181,7 @@ def results_document(campaign: Campaign) -> dict[str, Any]:
     publication = latest_publication(campaign.id)
     if publication is not None:
         return publication.document
-    if (campaign.results or {}).get("live"):
+    if campaign.rules.results.live:
         run = latest_finished_run(campaign.id)
         if run is not None:
             return {

@@ -485,7 +485,7 @@ def _position_map(entry_ids: list[int]):
 
 
 def load_method(campaign: Campaign) -> Method:
-    return Method.from_campaign(campaign.review, campaign.ranking, campaign.selection)
+    return campaign.rules.method()
 
 
 def load_reviews(campaign_id: int, positions: dict[int, int]) -> list[Review]:

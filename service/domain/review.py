@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+
+from workers.ranking.vocabulary import PUBLISHED_DECIMALS
 
 from ..auth import Principal, issue_token
 from ..clock import now
@@ -15,14 +16,10 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import ApiToken, Assignment, Campaign, Entry, Expert, Score, ScoreHistory
 from ..observability import SCORES
+from .access import review_window
 from .audit import audit
 from .campaigns import get_entry, lock_rules
 from .roll import turnout
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
 
 # --- experts ------------------------------------------------------------------------
 
@@ -93,7 +90,7 @@ def expert_for(principal: Principal, campaign: Campaign) -> Expert:
 
 def is_recused(campaign: Campaign, expert: Expert, entry: Entry) -> bool:
     return bool(
-        (campaign.review or {}).get("recuse_same_area", True)
+        campaign.rules.review.recuse_same_area
         and expert.area
         and entry.area
         and expert.area == entry.area
@@ -158,21 +155,21 @@ def score_view(score: Score, code: str) -> dict[str, Any]:
 
 
 def _check_window(campaign: Campaign) -> None:
-    review = campaign.review or {}
-    opens, closes, at = _dt(review.get("opens_at")), _dt(review.get("closes_at")), now()
-    if opens is None or at < opens:
+    window = review_window(campaign)
+    if window.state == "not_open":
         raise ApiError(
             403,
             "review_not_open",
             "评审尚未开始 / Review has not opened",
-            {"opens_at": review.get("opens_at")},
+            {"opens_at": window.opens_at.isoformat() if window.opens_at else None},
         )
-    if closes is not None and at >= closes:
+    if window.state == "closed":
+        assert window.closes_at is not None
         raise ApiError(
             403,
             "review_closed",
             "评审已结束 / Review has closed",
-            {"closes_at": review.get("closes_at")},
+            {"closes_at": window.closes_at.isoformat()},
         )
 
 
@@ -212,7 +209,7 @@ def _check_points(campaign: Campaign, scores: dict[str, Any]) -> tuple[dict[str,
         clean[key] = float(value)
     denominator = sum(c.weight * c.max_points for c in criteria.values())
     total = 100 * sum(criteria[k].weight * v for k, v in clean.items()) / denominator
-    return clean, round(total, 4)
+    return clean, round(total, PUBLISHED_DECIMALS)
 
 
 def submit_score(
@@ -311,7 +308,7 @@ def score_history(campaign: Campaign, code: str) -> list[dict[str, Any]]:
 
 
 def progress(campaign: Campaign) -> dict[str, Any]:
-    min_reviews = int((campaign.review or {}).get("min_reviews", 3))
+    min_reviews = int(campaign.rules.review.min_reviews)
     counts = dict(
         db.session.execute(
             select(Score.entry_id, func.count())

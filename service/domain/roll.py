@@ -13,7 +13,6 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, g
@@ -21,6 +20,7 @@ from sqlalchemy import and_, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.common import _CONTROL
+from schemas.rules import CampaignRules
 
 from ..clock import now
 from ..errors import ApiError, validation_error
@@ -110,7 +110,7 @@ def _csv_error(lines: list[dict]) -> ApiError:
 
 
 def _kind(campaign: Campaign) -> str:
-    return (campaign.voting or {}).get("voter_id", "cn_mobile")
+    return campaign.rules.voting.voter_id
 
 
 def _key(campaign: Campaign, raw: object) -> str:
@@ -242,8 +242,8 @@ def add_voters(
 
 
 def _voting_opened(campaign: Campaign) -> bool:
-    opens = (campaign.voting or {}).get("opens_at")
-    return bool(opens) and now() >= datetime.fromisoformat(opens)
+    opens = campaign.rules.voting.opens_at
+    return opens is not None and now() >= opens
 
 
 def roll_locked(campaign: Campaign) -> bool:
@@ -298,7 +298,8 @@ def clear_roll(campaign: Campaign, actor: str) -> dict[str, int]:
 def check_kind_change(campaign: Campaign, old: dict, new: dict) -> None:
     """The roll holds hashes of one identifier kind: changing the kind would silently
     empty it, so it is refused while the roll has voters."""
-    if old.get("voter_id") != new.get("voter_id") and roll_size(campaign):
+    before, after = CampaignRules.load(voting=old).voting, CampaignRules.load(voting=new).voting
+    if before.voter_id != after.voter_id and roll_size(campaign):
         raise ApiError(
             409,
             "roll_not_empty",
@@ -320,11 +321,11 @@ def summary(campaign: Campaign) -> dict[str, Any]:
         item["voters"] += count
         if grid is not None:
             item["grids"].append({"grid": grid, "voters": count})
-    voting = campaign.voting or {}
+    voting = campaign.rules.voting
     total = sum(a["voters"] for a in areas.values())
     return {
-        "eligibility": voting.get("eligibility", "open"),
-        "area_scope": bool(voting.get("area_scope", False)),
+        "eligibility": voting.eligibility,
+        "area_scope": voting.area_scope,
         "total": total,
         "locked": roll_locked(campaign),
         "areas": [
@@ -350,19 +351,19 @@ def check_voter(campaign: Campaign, key: str, chosen: list[str]) -> None:
     both have a grid and the grids are equal; otherwise when the areas are equal. An entry
     without an area is open to every voter on the roll.
     """
-    voting = campaign.voting or {}
-    if voting.get("eligibility", "open") != "roll":
+    voting = campaign.rules.voting
+    if not voting.on_roll:
         return
     batch = g.get("roll_preloaded")
     if batch is not None and batch[0] == campaign.id and key in batch[1]:
         _, rows, entries = batch
         if rows[key] is None:
             raise _not_on_roll()
-        if voting.get("area_scope"):
+        if voting.area_scope:
             _check_area(rows[key], [(code, *entries[code]) for code in chosen])
         return
     on_roll = and_(RollVoter.campaign_id == campaign.id, RollVoter.voter_key == key)
-    if not voting.get("area_scope"):
+    if not voting.area_scope:
         if db.session.scalar(select(exists().where(on_roll))):
             return
         raise _not_on_roll()
@@ -400,8 +401,8 @@ def preloaded(campaign: Campaign, items: Iterable[object]) -> Iterator[None]:
     """For a kiosk batch: the roll rows of all its voters in one query per 500, so each
     ballot's check is a dictionary lookup instead of a query. Only the identifiers of
     this batch, only while the batch is being cast."""
-    voting = campaign.voting or {}
-    if voting.get("eligibility", "open") != "roll":
+    voting = campaign.rules.voting
+    if not voting.on_roll:
         yield
         return
     keys = set()
@@ -413,7 +414,7 @@ def preloaded(campaign: Campaign, items: Iterable[object]) -> Iterator[None]:
     rows: dict[str, tuple | None] = dict.fromkeys(keys)
     rows.update(_existing(campaign, list(keys)))
     entries = {}
-    if voting.get("area_scope"):
+    if voting.area_scope:
         entries = {
             code: (area, grid)
             for code, area, grid in db.session.execute(
@@ -447,7 +448,7 @@ def turnout(campaign: Campaign) -> dict[str, Any] | None:
     """Voters on the roll who cast a counted ballot, overall and per area; None when the
     campaign does not vote by roll. ``rate`` = voters / roll size (with ``limit: daily``
     ``ballots`` can exceed the voters)."""
-    if (campaign.voting or {}).get("eligibility", "open") != "roll":
+    if not campaign.rules.voting.on_roll:
         return None
     sizes = dict(
         db.session.execute(

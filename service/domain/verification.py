@@ -33,6 +33,7 @@ from ..extensions import db
 from ..models import Campaign, SmsCounter, SmsVerification
 from ..observability import SMS_BUDGET_EXHAUSTED, SMS_CHECKS, SMS_SENDS
 from ..sms import CODE_MINUTES, SmsError, mask, provider
+from .access import check_channel
 from .voters import InvalidVoterId, normalise
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ CODE_TTL = timedelta(minutes=CODE_MINUTES)
 RESEND_AFTER = timedelta(seconds=60)
 MAX_PER_NUMBER_PER_DAY = 5
 MAX_ATTEMPTS = 5
-DEFAULT_DAILY_BUDGET = 1000
 # Numbers are counted per Beijing-time day whatever the campaign's timezone.
 NUMBER_DAY_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -64,10 +64,10 @@ class Issued:
 def required(campaign: Campaign, channel: str) -> bool:
     """Does a ballot of this channel need a code? Kiosks are attended: only with
     ``verify_kiosk``."""
-    voting = campaign.voting or {}
-    if voting.get("verify", "none") != "sms":
+    voting = campaign.rules.voting
+    if not voting.sms:
         return False
-    return channel != "kiosk" or bool(voting.get("verify_kiosk"))
+    return channel != "kiosk" or voting.verify_kiosk
 
 
 def _code_hash(verification_id: str, code: str) -> str:
@@ -153,7 +153,7 @@ def _reserve_number(key: str, day: str, at: datetime) -> None:
 
 
 def _reserve_budget(campaign: Campaign, day: str) -> None:
-    budget = int((campaign.voting or {}).get("sms_daily_budget") or DEFAULT_DAILY_BUDGET)
+    budget = int(campaign.rules.voting.sms_daily_budget)
     scope = f"campaign:{campaign.id}"
     _counter_row(scope, day)
     reserved = db.session.execute(
@@ -203,14 +203,14 @@ def request_code(campaign: Campaign, voter_id: object, channel: str = "web") -> 
     """Send a six-digit code to the voter's number for a ballot of this channel."""
     from .ballots import _effective_time  # the window check every ballot uses
 
-    voting = campaign.voting or {}
-    if voting.get("verify", "none") != "sms":
+    if not campaign.rules.voting.sms:
         raise ApiError(
             409,
             "verification_not_used",
             "本次评选无需短信验证码 / This campaign does not use SMS codes",
         )
-    if channel not in voting.get("channels", []) or not required(campaign, channel):
+    check_channel(campaign, channel)
+    if not required(campaign, channel):
         raise ApiError(
             403,
             "channel_not_allowed",

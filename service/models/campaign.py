@@ -6,6 +6,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from schemas.rules import CampaignRules
+
 from ..extensions import db
 from ._types import UTCDateTime, utcnow
 
@@ -38,6 +40,19 @@ class Campaign(db.Model):
     criteria: Mapped[list[Criterion]] = relationship(
         back_populates="campaign", order_by="Criterion.position", cascade="all, delete-orphan"
     )
+
+    @property
+    def rules(self) -> CampaignRules:
+        """The rule sections as typed values (schemas/rules.py): read these, never the
+        stored dictionaries. Built once per stored documents: a section assigned anew
+        (an update) builds new rules on the next read."""
+        sections = (self.voting, self.review, self.ranking, self.selection, self.results)
+        cached = self.__dict__.get("_rules_cache")
+        if cached is not None and all(a is b for a, b in zip(cached[0], sections, strict=True)):
+            return cached[1]
+        rules = CampaignRules.load(*sections)
+        self.__dict__["_rules_cache"] = (sections, rules)
+        return rules
 
 
 class Entry(db.Model):

@@ -57,7 +57,7 @@ def _results_shown(campaigns: list[Campaign]) -> dict[int, str]:
     for c in campaigns:
         if c.id in published:
             shown[c.id] = "published"
-        elif (c.results or {}).get("live") and c.id in computed:
+        elif c.rules.results.live and c.id in computed:
             shown[c.id] = "provisional"
     return shown
 

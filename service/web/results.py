@@ -15,16 +15,19 @@ from zoneinfo import ZoneInfo
 from flask import make_response, render_template, url_for
 from flask_babel import gettext as _
 
+from workers.ranking.vocabulary import (
+    BUDGET_RULES,
+    DEFAULT_AWARD,
+    PUBLISHED_DECIMALS,
+    TRIM_MIN_REVIEWS,
+)
+
 from ..domain.campaigns import campaign_status, get_campaign
 from ..domain.publications import results_document
 from ..errors import ApiError
 from ..models import Campaign
 from . import bp
 from .pages import status_label
-
-# The engine's label for a selected row when the campaign names no award.
-DEFAULT_AWARD = "入选"
-BUDGET_RULES = ("greedy_budget", "greedy_budget_no_skip", "equal_shares")
 
 # Chart geometry, in SVG user units (1:1 with CSS pixels at full width). A row pitch of
 # 16 keeps the 90 entries of 楼组之最 readable at about 1,500 units of height.
@@ -42,13 +45,14 @@ TICKS = 4
 
 
 def _num(value: Any) -> str:
-    """A published number as published (four decimals at most), without trailing zeros."""
+    """A published number as published (``PUBLISHED_DECIMALS`` at most), without
+    trailing zeros."""
     if value is None:
         return "—"
     number = float(value)
     if number.is_integer():
         return str(int(number))
-    return f"{number:.4f}".rstrip("0").rstrip(".")
+    return f"{number:.{PUBLISHED_DECIMALS}f}".rstrip("0").rstrip(".")
 
 
 def _money(value: Any) -> str:
@@ -137,8 +141,9 @@ def _aggregate_text(kind: str) -> str:
     words = {
         "mean": _("项目的专家得分取各份评审分的平均值。"),
         "trimmed_mean": _(
-            "项目的专家得分:评审不少于 5 份时,去掉一个最高分和一个最低分后取平均值;"
-            "少于 5 份时取平均值。"
+            "项目的专家得分:评审不少于 %(n)s 份时,去掉一个最高分和一个最低分后取平均值;"
+            "少于 %(n)s 份时取平均值。",
+            n=TRIM_MIN_REVIEWS,
         ),
         "median": _("项目的专家得分取各份评审分的中位数。"),
     }

@@ -24,7 +24,7 @@ from marshmallow import ValidationError
 from schemas.review import ScoreInSchema
 
 from ..auth import principal_for
-from ..clock import now
+from ..domain.access import review_window
 from ..domain.campaigns import get_campaign, list_entries
 from ..domain.review import _assigned_ids, assignments, expert_for, is_recused, submit_score
 from ..errors import ApiError
@@ -55,23 +55,17 @@ def _points(value: Any) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-def _local(campaign: Campaign, value: str | None) -> str | None:
-    if not value:
+def _local(campaign: Campaign, at: datetime | None) -> str | None:
+    if at is None:
         return None
-    at = datetime.fromisoformat(value).astimezone(ZoneInfo(campaign.timezone))
-    return at.strftime("%Y-%m-%d %H:%M")
+    return at.astimezone(ZoneInfo(campaign.timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 def _window_state(campaign: Campaign) -> str:
-    """For the notice only; ``submit_score`` decides what is accepted."""
-    review = campaign.review or {}
-    opens, closes = review.get("opens_at"), review.get("closes_at")
-    at = now()
-    if not opens or at < datetime.fromisoformat(opens):
-        return "review_not_open"
-    if closes and at >= datetime.fromisoformat(closes):
-        return "review_closed"
-    return "open"
+    """For the notice only (the domain's window, named as its refusal codes);
+    ``submit_score`` decides what is accepted."""
+    state = review_window(campaign).state
+    return {"not_open": "review_not_open", "closed": "review_closed"}.get(state, state)
 
 
 # --- who is scoring --------------------------------------------------------------------
@@ -141,12 +135,12 @@ def _revoked_page():
 
 
 def _window_text(code: str, campaign: Campaign) -> str:
-    review = campaign.review or {}
+    window = review_window(campaign)
     if code == "review_not_open":
-        opens = _local(campaign, review.get("opens_at"))
+        opens = _local(campaign, window.opens_at)
         text = _("评审尚未开始,现在只能浏览,不能评分。")
         return text + (" " + _("开始时间:%(t)s", t=opens) if opens else "")
-    closes = _local(campaign, review.get("closes_at"))
+    closes = _local(campaign, window.closes_at)
     text = _("评审已经结束,评分不能再提交或修改。")
     return text + (" " + _("截止时间:%(t)s", t=closes) if closes else "")
 
@@ -215,7 +209,7 @@ def _render_page(
     status: int = 200,
 ):
     state = _window_state(campaign)
-    review = campaign.review or {}
+    window = review_window(campaign)
     criteria = list(campaign.criteria)
     keys = [c.key for c in criteria]
     listed = assignments(campaign, expert)["entries"]
@@ -258,8 +252,8 @@ def _render_page(
         expert=expert,
         state=state,
         window_text=_window_text(state, campaign) if state != "open" else None,
-        opens_at=_local(campaign, review.get("opens_at")),
-        closes_at=_local(campaign, review.get("closes_at")),
+        opens_at=_local(campaign, window.opens_at),
+        closes_at=_local(campaign, window.closes_at),
         criteria=[
             {
                 "key": c.key,

@@ -18,11 +18,16 @@ from flask import current_app, make_response, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError
+from marshmallow import ValidationError
 from sqlalchemy import select
+
+from schemas.ballot import BallotFormSchema
+from schemas.rules import VotingRules
 
 from ..api.verifications import SMS_LIMIT_SCOPE, sms_rate_key, sms_rate_limit
 from ..clock import now
 from ..domain import verification as verify
+from ..domain.access import check_channel, voting_window
 from ..domain.ballots import cast_ballot, normalise_receipt, receipt_lookup
 from ..domain.campaigns import get_campaign, list_entries
 from ..errors import ApiError
@@ -72,25 +77,10 @@ def _rate_limit() -> str:
     return current_app.config["RATELIMIT_BALLOTS_WEB"]
 
 
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _local(campaign: Campaign, value: str | None) -> str | None:
-    at = _dt(value)
+def _local(campaign: Campaign, at: datetime | None) -> str | None:
     if at is None:
         return None
     return at.astimezone(ZoneInfo(campaign.timezone)).strftime("%Y-%m-%d %H:%M")
-
-
-def _window_state(campaign: Campaign) -> str:
-    voting = campaign.voting or {}
-    opens, closes, at = _dt(voting.get("opens_at")), _dt(voting.get("closes_at")), now()
-    if opens is None or at < opens:
-        return "not_open"
-    if closes is not None and at >= closes:
-        return "closed"
-    return "open"
 
 
 def _voter_field(kind: str) -> dict:
@@ -116,13 +106,13 @@ def _voter_field(kind: str) -> dict:
     }
 
 
-def _rule_text(voting: dict) -> str:
-    low, high = voting.get("min_choices", 1), voting.get("max_choices", 1)
+def _rule_text(voting: VotingRules) -> str:
+    low, high = voting.min_choices, voting.max_choices
     if low == high:
         rule = _("请选择 %(n)s 项。", n=high)
     else:
         rule = _("请选择 %(min)s–%(max)s 项。", min=low, max=high)
-    if voting.get("limit") == "daily":
+    if voting.limit == "daily":
         return rule + " " + _("每人每天限投一次。")
     return rule + " " + _("每人限投一次。")
 
@@ -205,20 +195,21 @@ def _render_form(
 ):
     """The form; ``sms`` carries the SMS step's state (typed number, verification id,
     and right after sending: where and until when)."""
-    voting = campaign.voting or {}
-    kind = voting.get("voter_id", "cn_mobile")
+    voting = campaign.rules.voting
+    kind = voting.voter_id
     errors: dict[str, dict] = {}
     if error is not None:
         errors[ERROR_FIELD.get(error.code, "form")] = {
             "code": error.code,
             "message": _error_text(error, kind),
         }
+    window = voting_window(campaign)
     html = render_template(
         "vote.html",
         campaign=campaign,
-        state=_window_state(campaign),
-        opens_at=_local(campaign, voting.get("opens_at")),
-        closes_at=_local(campaign, voting.get("closes_at")),
+        state=window.state,
+        opens_at=_local(campaign, window.opens_at),
+        closes_at=_local(campaign, window.closes_at),
         rule=_rule_text(voting),
         groups=_grouped_entries(campaign),
         voter=_voter_field(kind),
@@ -236,12 +227,12 @@ def _local_time(campaign: Campaign, at: datetime) -> str:
     return at.astimezone(ZoneInfo(campaign.timezone)).strftime("%H:%M:%S")
 
 
-def _send_code(campaign: Campaign, ballot_id: str, chosen: list[str], channel: str):
+def _send_code(campaign: Campaign, ballot_id: str, form: dict, channel: str):
     """The form's 发送验证码 button: send a code, and show the form again with the typed
     number kept, the code field and when a new code may be asked for (no script)."""
-    form = request.form
-    number = form.get("voter_id", "")[:20]
-    sms = {"voter_id": number, "verification_id": form.get("verification_id", "")[:36]}
+    chosen = form["choices"]
+    number = form["voter_id"][:20]
+    sms = {"voter_id": number, "verification_id": form["verification_id"][:36]}
     try:
         issued = verify.request_code(campaign, number, channel)
     except ApiError as exc:
@@ -262,23 +253,18 @@ def _send_code(campaign: Campaign, ballot_id: str, chosen: list[str], channel: s
 def _refusal(campaign: Campaign):
     """An error page when this browser may not vote in the campaign at all, else None."""
     device = current_device()
-    channels = (campaign.voting or {}).get("channels", [])
     if device.revoked:
         return kiosk_refused()
-    if device.is_kiosk and "kiosk" not in channels:
-        return error_page(
-            403,
-            "channel_not_allowed",
-            _("本次评选不接受投票终端投票,请使用网页投票。"),
-            {"Cache-Control": "no-store"},
-        )
-    if not device.is_kiosk and "web" not in channels:
-        return error_page(
-            403,
-            "not_a_kiosk",
-            _("本次评选只接受投票终端投票,本设备不是已登记的投票终端。请到现场投票点投票。"),
-            {"Cache-Control": "no-store"},
-        )
+    try:
+        check_channel(campaign, "kiosk" if device.is_kiosk else "web")
+    except ApiError as exc:
+        if device.is_kiosk:
+            message = _("本次评选不接受投票终端投票,请使用网页投票。")
+        else:
+            message = _(
+                "本次评选只接受投票终端投票,本设备不是已登记的投票终端。请到现场投票点投票。"
+            )
+        return error_page(exc.status, exc.code, message, {"Cache-Control": "no-store"})
     return None
 
 
@@ -304,25 +290,26 @@ def vote(slug: str):
     if request.method == "GET":
         return _render_form(campaign)
 
-    form = request.form
-    chosen = form.getlist("choices")
+    posted = {**request.form.to_dict(), "choices": request.form.getlist("choices")}
     try:
-        ballot_id = str(uuid.UUID(form.get("ballot_id", "")))
-    except ValueError:
-        return _render_form(campaign, chosen=chosen, error=ApiError(400, "bad_request"), status=400)
+        form = BallotFormSchema().load(posted)
+    except ValidationError:
+        error = ApiError(400, "bad_request")
+        return _render_form(campaign, chosen=posted["choices"], error=error, status=400)
+    ballot_id, chosen = str(form["ballot_id"]), form["choices"]
     device = current_device()
     channel = "kiosk" if device.is_kiosk else "web"
     sms_step = verify.required(campaign, channel)
-    if sms_step and form.get("action") == "send_code":
-        return _send_code(campaign, ballot_id, chosen, channel)
+    if sms_step and form["action"] == "send_code":
+        return _send_code(campaign, ballot_id, form, channel)
     verification = None
-    if sms_step and form.get("verification_id"):
-        verification = {"id": form["verification_id"][:36], "code": form.get("code", "")[:16]}
+    if sms_step and form["verification_id"]:
+        verification = {"id": form["verification_id"][:36], "code": form["code"][:16]}
     try:
         result = cast_ballot(
             campaign,
             ballot_id=ballot_id,
-            voter_id=form.get("voter_id"),
+            voter_id=form["voter_id"],
             choices=chosen,
             channel=channel,
             kiosk_id=device.kiosk_id,
@@ -334,7 +321,7 @@ def vote(slug: str):
         if sms_step:  # the voter's own number and code step stay on the page
             keep = verification and exc.code not in FRESH_CODE_AFTER
             sms = {
-                "voter_id": form.get("voter_id", "")[:20],
+                "voter_id": form["voter_id"][:20],
                 "verification_id": verification["id"] if keep else "",
             }
         return _render_form(

@@ -3,7 +3,7 @@
 ``rank()`` is pure and deterministic: the same input gives a byte-identical
 ``json.dumps(result, sort_keys=True)``. Floats are compared for ties after rounding to
 ``TIE_DECIMALS`` (so float noise never decides a tie) and published rounded to
-``PUBLISH_DECIMALS`` (once, when rows are built).
+``PUBLISHED_DECIMALS`` (once, when rows are built).
 """
 
 from __future__ import annotations
@@ -16,25 +16,26 @@ from typing import Any
 import numpy as np
 
 from .reviews import (
-    AGGREGATES,
     CALIBRATED_CLIP,
-    CALIBRATIONS,
     FLAT_STD,
-    PARAM_DECIMALS,
-    TRIM_MIN_REVIEWS,
     aggregate,
     calibrate_detail,
     review_scores,
 )
-from .scores import VOTE_SCORES, vote_counts, vote_scores
+from .scores import vote_counts, vote_scores
 from .types import Approvals, Criterion, Entry, Method, RankingError, Review
-
-TIE_RULES = ("votes", "expert", "reviews", "cost", "lot")
-RULES = ("top", "greedy_budget", "greedy_budget_no_skip", "equal_shares")
-BUDGET_RULES = ("greedy_budget", "greedy_budget_no_skip", "equal_shares")
-TIE_DECIMALS = 9
-PUBLISH_DECIMALS = 4
-DEFAULT_AWARD = "入选"
+from .vocabulary import (
+    AGGREGATES,
+    CALIBRATIONS,
+    DEFAULT_AWARD,
+    PARAM_DECIMALS,
+    PUBLISHED_DECIMALS,
+    RULES,
+    TIE_DECIMALS,
+    TIE_RULES,
+    TRIM_MIN_REVIEWS,
+    VOTE_SCORES,
+)
 
 FLAG_INSUFFICIENT = "insufficient_reviews"
 FLAG_BELOW_MIN_VOTES = "below_min_votes"
@@ -78,7 +79,7 @@ def rank(
 
     # Review scores are rounded to the published precision before anything uses them, so
     # the published raw score is exactly what calibration and aggregation started from.
-    raw = np.round(review_scores(reviews, criteria, n), PUBLISH_DECIMALS)
+    raw = np.round(review_scores(reviews, criteria, n), PUBLISHED_DECIMALS)
     experts = [str(r.expert) for r in reviews]
     positions = [int(r.entry) for r in reviews]
     calibrated, calibration = calibrate_detail(raw, experts, positions, method.calibration, codes)
@@ -534,7 +535,7 @@ def _award(e: Entry, m: Method) -> str:
 
 def _pub(x: float) -> float:
     # + 0.0 turns -0.0 into 0.0 so that a zero always serialises the same way.
-    return round(float(x), PUBLISH_DECIMALS) + 0.0
+    return round(float(x), PUBLISHED_DECIMALS) + 0.0
 
 
 def _plain_number(x: float) -> int | float:
@@ -574,8 +575,8 @@ def _review_detail(
 # recompute every score (README "Ranking method" says the same in words).
 FINE_PRINT: dict[str, Any] = {
     "review_score": "S = 100 * sum(weight * points) / sum(weight * max_points)",
-    "raw_score_decimals": PUBLISH_DECIMALS,
-    "score_decimals": PUBLISH_DECIMALS,
+    "raw_score_decimals": PUBLISHED_DECIMALS,
+    "score_decimals": PUBLISHED_DECIMALS,
     "calibration_param_decimals": PARAM_DECIMALS,
     "calibrated_clip": list(CALIBRATED_CLIP),
     "entry_score": "aggregate of the entry's calibrated review scores",

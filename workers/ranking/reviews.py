@@ -13,13 +13,7 @@ from typing import Any
 import numpy as np
 
 from .types import Criterion, RankingError, Review
-
-AGGREGATES = ("mean", "trimmed_mean", "median")
-CALIBRATIONS = ("none", "zscore", "additive")
-
-# A trimmed mean needs enough reviews left after dropping the two extremes to still be
-# a panel opinion; DESIGN.md fixes the threshold at five.
-TRIM_MIN_REVIEWS = 5
+from .vocabulary import AGGREGATES, CALIBRATIONS, PARAM_DECIMALS, TRIM_MIN_REVIEWS
 
 
 def criteria_by_key(criteria: Sequence[Criterion]) -> dict[str, Criterion]:
@@ -123,10 +117,6 @@ def review_scores(
     return out
 
 
-# Calibration parameters are published with more decimals than scores, so that a reader
-# recomputing a calibrated score from the published raw score meets the engine's value
-# to well within the published rounding of the scores themselves.
-PARAM_DECIMALS = 9
 # z = 0 for an expert whose population std is at most this (float noise in equal scores).
 FLAT_STD = 1e-12
 CALIBRATED_CLIP = (0.0, 100.0)

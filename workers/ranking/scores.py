@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .types import Approvals, RankingError
-
-VOTE_SCORES = ("max", "approval_rate", "share", "rank_points", "log")
+from .vocabulary import VOTE_SCORES
 
 
 def vote_counts(approvals: Approvals, n_entries: int) -> np.ndarray:

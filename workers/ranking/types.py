@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .vocabulary import TIE_RULES
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -70,9 +72,9 @@ class Review:
 class Method:
     """The campaign's ranking, review and selection settings (DESIGN.md names).
 
-    Built from the campaign document's ``review``, ``ranking`` and ``selection``
-    sections; unknown values are rejected by ``Method.from_campaign``'s callers
-    (the schemas) before they reach the engine.
+    Built from the campaign's typed rules (``CampaignRules.method()`` in
+    schemas/rules.py); unknown values are rejected by the schemas before they reach
+    the engine, and again by ``rank()``. These defaults are the campaign defaults.
     """
 
     public_weight: float = 0.3
@@ -81,7 +83,7 @@ class Method:
     aggregate: str = "trimmed_mean"  # mean | trimmed_mean | median
     calibration: str = "none"  # none | zscore | additive
     min_reviews: int = 3
-    tie_break: tuple[str, ...] = ("votes", "expert", "reviews", "cost", "lot")
+    tie_break: tuple[str, ...] = TIE_RULES
     rule: str = "top"  # top | greedy_budget | greedy_budget_no_skip | equal_shares
     winners: int | None = None
     budget: float | None = None
@@ -89,30 +91,6 @@ class Method:
     max_per_area: int | None = None
     award: str | None = None  # label for selected rows; default: the category (if quotas)
     min_votes: int = 0  # entries with fewer votes cannot be selected (pabulib's threshold)
-
-    @classmethod
-    def from_campaign(
-        cls, review: dict[str, Any], ranking: dict[str, Any], selection: dict[str, Any]
-    ) -> Method:
-        review = review or {}
-        ranking = ranking or {}
-        selection = selection or {}
-        return cls(
-            public_weight=float(ranking.get("public_weight", 0.3)),
-            expert_weight=float(ranking.get("expert_weight", 0.7)),
-            vote_score=ranking.get("vote_score", "max"),
-            aggregate=review.get("aggregate", "trimmed_mean"),
-            calibration=review.get("calibration", "none"),
-            min_reviews=int(review.get("min_reviews", 3)),
-            tie_break=tuple(ranking.get("tie_break") or cls.tie_break),
-            rule=selection.get("rule", "top"),
-            winners=selection.get("winners"),
-            budget=selection.get("budget"),
-            categories=dict(selection.get("categories") or {}),
-            max_per_area=selection.get("max_per_area"),
-            award=selection.get("award"),
-            min_votes=int(selection.get("min_votes") or 0),
-        )
 
 
 class RankingError(ValueError):
