@@ -174,7 +174,7 @@ def _first_time_surges(campaign: Campaign, excluded: set[str]) -> list[dict]:
     cfg = current_app.config
     factor, floor = cfg["FIRST_TIME_FACTOR"], cfg["FIRST_TIME_FLOOR"]
     first_time = [Ballot.campaign_id == campaign.id, Ballot.channel == "web"]
-    if (campaign.voting or {}).get("limit") == "daily":
+    if campaign.rules.voting.limit == "daily":
         earlier = aliased(Ballot)
         first_time.append(
             ~exists().where(
