@@ -185,8 +185,9 @@ def simulate_ballots(
     """Cast n plausible ballots through cast_ballot, the function every channel uses.
 
     Deterministic per campaign (seeded by the slug); popularity is the entry file's
-    ``weight`` column, else skewed at random so rankings have a shape; ballots are spread over the voting window up to `at`. With a roll the
-    voters are drawn from it (each once), otherwise invented. Web ballots of a
+    ``weight`` column, else skewed at random so rankings have a shape; ballots are spread
+    over the voting window up to `at`. With a roll the voters are drawn from it (each
+    once), otherwise invented. Web ballots of a
     ``verify: sms`` campaign ask for a code and carry it, as a resident's would.
     """
     rng = random.Random(campaign.slug)
