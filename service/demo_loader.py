@@ -187,8 +187,8 @@ def simulate_ballots(
     Deterministic per campaign (seeded by the slug); popularity is the entry file's
     ``weight`` column, else skewed at random so rankings have a shape; ballots are spread
     over the voting window up to `at`. With a roll the voters are drawn from it (each
-    once), otherwise invented. Web ballots of a
-    ``verify: sms`` campaign ask for a code and carry it, as a resident's would.
+    once), otherwise invented. Web ballots of a ``verify: sms`` campaign ask for a code
+    and carry it, as a resident's would.
     """
     rng = random.Random(campaign.slug)
     voters = rng.sample(roll, min(n, len(roll))) if roll is not None else None
