@@ -1,7 +1,9 @@
-"""Load the three campaigns of the source article (service/demo/)."""
+"""Load the campaigns of the source article, and one open campaign (service/demo/)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 import uuid
@@ -17,7 +19,7 @@ from .cli import create_campaign_from_doc, substitute_times
 from .clock import frozen
 from .domain import verification
 from .domain.ballots import cast_ballot, entry_ids
-from .domain.campaigns import import_entries_csv
+from .domain.campaigns import CSV_HEADER, import_entries_csv
 from .domain.review import add_expert, is_recused, submit_score
 from .domain.roll import add_voters
 from .domain.voters import resident_id_check_char
@@ -26,9 +28,7 @@ from .extensions import db
 from .models import Campaign, Entry, Kiosk
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
-CAMPAIGN_FILES = ("cases", "groups", "grids")
-# Simulated turnout per campaign: enough for rankings with a shape, quick to load.
-DEMO_BALLOTS = {"pengpu-2022-cases": 400, "pengpu-2022-groups": 900, "pengpu-2023-grids": 250}
+CAMPAIGN_FILES = ("cases", "groups", "featured", "grids", "grids2")
 
 
 def load_demo(at: datetime | None = None, base_url: str = "") -> Iterator[str]:
@@ -40,6 +40,9 @@ def load_demo(at: datetime | None = None, base_url: str = "") -> Iterator[str]:
     experts = json.loads((DEMO_DIR / "experts.json").read_text("utf-8"))
     for name in CAMPAIGN_FILES:
         doc = substitute_times(json.loads((DEMO_DIR / f"{name}.json").read_text("utf-8")), at)
+        # Loader-only hints: simulated turnout, where the entries come from, and when the
+        # final results were published (null: the campaign is still open, rank only).
+        hints = doc.pop("demo", {})
         if db.session.scalar(select(exists().where(Campaign.slug == doc["slug"]))):
             yield f"{doc['slug']}: exists, skipped"
             continue
@@ -47,22 +50,63 @@ def load_demo(at: datetime | None = None, base_url: str = "") -> Iterator[str]:
         # The demo replays history: the campaign is set up before its voting opened.
         with frozen(opens - timedelta(days=1)):
             campaign = create_campaign_from_doc(doc, actor="demo")
-            result = import_entries_csv(
-                campaign, (DEMO_DIR / f"{name}.csv").read_text("utf-8"), "demo"
-            )
+            if hints.get("entries_from"):
+                text, weights = winners_csv(hints["entries_from"])
+            else:
+                text, weights = split_weights((DEMO_DIR / f"{name}.csv").read_text("utf-8"))
+            result = import_entries_csv(campaign, text, "demo")
             roll = demo_roll(campaign)
         db.session.commit()
-        cast = simulate_ballots(campaign, DEMO_BALLOTS.get(campaign.slug, 200), at, roll)
+        cast = simulate_ballots(campaign, hints.get("ballots", 200), at, roll, weights)
         db.session.commit()
-        scored, links = simulate_review(campaign, experts.get(campaign.slug, []), at)
+        scored, links = simulate_review(campaign, experts.get(campaign.slug, []), at, weights)
         db.session.commit()
-        version = publish_now(campaign)
+        published = hints.get("published_at")
+        if published:
+            # The final results, published when they were (the clock the service uses).
+            with frozen(datetime.fromisoformat(published)):
+                state = f"published v{publish_now(campaign)}"
+        else:
+            state = f"ranked (provisional, run {rank_now(campaign)}), not published"
         yield (
             f"{campaign.slug}: created with {result['created']} entries, {cast} ballots, "
-            f"{len(links)} experts, {scored} scores, published v{version}"
+            f"{len(links)} experts, {scored} scores, {state}"
         )
         for name, link in links:
             yield f"  expert {name}: {base_url}{link}"
+
+
+def split_weights(text: str) -> tuple[str, dict[str, float]]:
+    """An entry file with an extra ``weight`` column: the import CSV without it, and each
+    entry's weight (how much the simulated residents and experts like it)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or "weight" not in rows[0]:
+        return text, {}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_HEADER, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue(), {r["code"]: float(r["weight"]) for r in rows}
+
+
+def winners_csv(name: str) -> tuple[str, dict[str, float]]:
+    """The entries of an honour given among the winners of demo campaign ``name``: the
+    selected rows of its latest publication, with the weights of its entry file."""
+    from .domain.publications import latest_publication
+
+    slug = json.loads((DEMO_DIR / f"{name}.json").read_text("utf-8"))["slug"]
+    source = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+    selected = {r["code"] for r in latest_publication(source.id).document["rows"] if r["selected"]}
+    _, weights = split_weights((DEMO_DIR / f"{name}.csv").read_text("utf-8"))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for e in db.session.scalars(
+        select(Entry).where(Entry.campaign_id == source.id).order_by(Entry.code)
+    ):
+        if e.code in selected:
+            writer.writerow([e.code, e.title, e.summary, e.category, e.area, e.grid, e.cost])
+    return out.getvalue(), {c: w for c, w in weights.items() if c in selected}
 
 
 def _fake_voter(kind: str, rng: random.Random) -> str:
@@ -132,14 +176,19 @@ def _verified(campaign: Campaign, voter_id: str, handsets: _Handsets) -> dict:
 
 
 def simulate_ballots(
-    campaign: Campaign, n: int, at: datetime, roll: list[str] | None = None
+    campaign: Campaign,
+    n: int,
+    at: datetime,
+    roll: list[str] | None = None,
+    weights: dict[str, float] | None = None,
 ) -> int:
     """Cast n plausible ballots through cast_ballot, the function every channel uses.
 
-    Deterministic per campaign (seeded by the slug); popularity is skewed so rankings
-    have a shape; ballots are spread over the voting window up to `at`. With a roll the
-    voters are drawn from it (each once), otherwise invented. Web ballots of a
-    ``verify: sms`` campaign ask for a code and carry it, as a resident's would.
+    Deterministic per campaign (seeded by the slug); popularity is the entry file's
+    ``weight`` column, else skewed at random so rankings have a shape; ballots are spread
+    over the voting window up to `at`. With a roll the voters are drawn from it (each
+    once), otherwise invented. Web ballots of a ``verify: sms`` campaign ask for a code
+    and carry it, as a resident's would.
     """
     rng = random.Random(campaign.slug)
     voters = rng.sample(roll, min(n, len(roll))) if roll is not None else None
@@ -148,8 +197,10 @@ def simulate_ballots(
     opens, closes = voting.opens_at, min(voting.closes_at, at)
     codes = entry_ids(campaign)
     order = sorted(codes)
-    weights = [1.0 / (1 + rank) ** 0.8 for rank in range(len(order))]
-    rng.shuffle(weights)
+    popularity = [1.0 / (1 + rank) ** 0.8 for rank in range(len(order))]
+    rng.shuffle(popularity)
+    if weights:
+        popularity = [weights[code] for code in order]
     kiosk = _demo_kiosk()
     span = (closes - opens).total_seconds()
     handsets = _Handsets()
@@ -158,7 +209,7 @@ def simulate_ballots(
         k = rng.randint(voting.min_choices, voting.max_choices)
         chosen: set[str] = set()
         while len(chosen) < min(k, len(order)):
-            chosen.add(rng.choices(order, weights)[0])
+            chosen.add(rng.choices(order, popularity)[0])
         when = opens + timedelta(seconds=span * (i + rng.random()) / n)
         channel = "kiosk" if rng.random() < 0.6 and "kiosk" in voting.channels else "web"
         if channel not in voting.channels:
@@ -195,11 +246,14 @@ def _demo_kiosk() -> Kiosk:
     return kiosk
 
 
-def simulate_review(campaign: Campaign, panel: list[dict], at: datetime) -> tuple[int, list]:
+def simulate_review(
+    campaign: Campaign, panel: list[dict], at: datetime, weights: dict[str, float] | None = None
+) -> tuple[int, list]:
     """Register the demo panel and let it score, through the same domain functions.
 
     Each expert has a personal leniency and each entry a hidden quality, so the
-    calibration options have something to correct. Recused entries are skipped.
+    calibration options have something to correct; with ``weights`` the quality follows
+    the entry file's weight (0.45 to 0.95). Recused entries are skipped.
     """
     if not campaign.criteria or not panel:
         return 0, []
@@ -211,6 +265,9 @@ def simulate_review(campaign: Campaign, panel: list[dict], at: datetime) -> tupl
         select(Entry).where(Entry.campaign_id == campaign.id).order_by(Entry.code)
     ).all()
     quality = {e.code: rng.uniform(0.45, 0.95) for e in entries}
+    if weights:
+        top = max(weights.values())
+        quality = {code: 0.45 + 0.5 * w / top for code, w in weights.items()}
     scored, links = 0, []
     for member in panel:
         expert, token = add_expert(campaign, member["name"], member.get("area"), "demo")
@@ -230,17 +287,24 @@ def simulate_review(campaign: Campaign, panel: list[dict], at: datetime) -> tupl
     return scored, links
 
 
-def publish_now(campaign: Campaign) -> int:
-    """Rank and publish in-process, so the demo shows results without waiting for a worker.
-
-    Uses the same domain functions as the ranking and publication jobs.
-    """
-    from .domain import publications, rankings
+def rank_now(campaign: Campaign) -> str:
+    """Rank in-process (for an open campaign, its interim state: ranked, not published)."""
+    from .domain import rankings
 
     run = rankings.create_run(campaign, "demo")
     db.session.commit()
     rankings.compute(run)
     db.session.commit()
-    publication = publications.publish_run(campaign.id, run.id, actor="demo")
+    return run.id
+
+
+def publish_now(campaign: Campaign) -> int:
+    """Rank and publish in-process, so the demo shows results without waiting for a worker.
+
+    Uses the same domain functions as the ranking and publication jobs.
+    """
+    from .domain import publications
+
+    publication = publications.publish_run(campaign.id, rank_now(campaign), actor="demo")
     db.session.commit()
     return publication.version

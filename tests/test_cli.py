@@ -13,20 +13,32 @@ from service.models import Ballot, Campaign, Entry, Expert, Kiosk, Score
 from tests.conftest import campaign_doc
 
 
-def test_demo_load_creates_the_three_seed_campaigns(app, client):
-    """`votes demo load` creates the article's three campaigns with their entries, once."""
+def test_demo_load_creates_the_seed_campaigns(app, client):
+    """`votes demo load` creates the article's campaigns and one open campaign, once."""
     runner = app.test_cli_runner()
     result = runner.invoke(args=["demo", "load"])
     assert result.exit_code == 0, result.output
     slugs = [c["slug"] for c in client.get("/api/v1/campaigns").json]
-    assert slugs == ["pengpu-2022-cases", "pengpu-2022-groups", "pengpu-2023-grids"]
+    assert slugs == [
+        "pengpu-2022-cases",
+        "pengpu-2022-groups",
+        "pengpu-2022-featured",
+        "pengpu-2023-grids",
+        "pengpu-2024-grids2",
+    ]
     with app.app_context():
         counts = dict(
             db.session.execute(
                 select(Campaign.slug, func.count(Entry.id)).join(Entry).group_by(Campaign.slug)
             ).all()
         )
-    assert counts == {"pengpu-2022-cases": 37, "pengpu-2022-groups": 90, "pengpu-2023-grids": 24}
+    assert counts == {
+        "pengpu-2022-cases": 37,
+        "pengpu-2022-groups": 90,
+        "pengpu-2022-featured": 41,
+        "pengpu-2023-grids": 24,
+        "pengpu-2024-grids2": 15,
+    }
     grids = client.get("/api/v1/campaigns/pengpu-2023-grids/entries").json
     titles = " ".join(e["title"] for e in grids)
     assert "幸福来敲门" in titles and "微·笑" in titles
@@ -44,6 +56,7 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
         "pengpu-2022-cases": 400,
         "pengpu-2022-groups": 900,
         "pengpu-2023-grids": 250,
+        "pengpu-2024-grids2": 150,
     }
     assert 0 < kiosk_ballots < sum(ballots.values())
     assert "400 ballots" in result.output
@@ -60,18 +73,25 @@ def test_demo_load_creates_the_three_seed_campaigns(app, client):
             .join(Entry, Entry.id == Score.entry_id)
             .where(Expert.area == Entry.area)
         )
-    # The demo panels scored the two reviewed campaigns, never an entry of their own area.
-    assert set(scored) == {"pengpu-2022-cases", "pengpu-2023-grids"}
+    # The demo panels scored the reviewed campaigns, never an entry of their own area.
+    assert set(scored) == {
+        "pengpu-2022-cases",
+        "pengpu-2022-featured",
+        "pengpu-2023-grids",
+        "pengpu-2024-grids2",
+    }
     assert min(scored.values()) > 50 and recused == 0
     # The expert links are absolute, on the address `votes serve` binds by default.
     links = re.findall(r"(?m)^  expert \S+: (\S+)$", result.output)
-    assert len(links) == 12, result.output
+    assert len(links) == 22, result.output
     assert all(
         re.fullmatch(r"http://127\.0\.0\.1:\d+/review/pengpu-20\d\d-\w+/login\?token=exp_\S+", u)
         for u in links
     ), links
-    # Each campaign is ranked and published, with its own selection rule honoured.
+    # Each campaign is ranked and published (the open one provisionally), with its own
+    # selection rule honoured.
     published = {slug: client.get(f"/api/v1/campaigns/{slug}/results").json for slug in slugs}
+    assert published["pengpu-2024-grids2"]["provisional"] is True
     winners = {slug: [r for r in doc["rows"] if r["selected"]] for slug, doc in published.items()}
     cases = winners["pengpu-2022-cases"]
     assert len(cases) == 12 and len({r["area"] for r in cases}) == 12
