@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
@@ -30,6 +31,7 @@ from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Kiosk
 from ..observability import BALLOTS
 from . import verification as verify
 from .campaigns import lock_rules
+from .publications import receipt_status
 from .roll import check_voter, preloaded
 from .voters import InvalidVoterId, voter_key
 
@@ -529,10 +531,7 @@ def _replay_or_error(existing: Ballot, campaign: Campaign, digest: str) -> CastR
 def _insert_new(session, rows: list[dict]) -> set[str]:
     """Multi-row insert that skips conflicting rows; returns the ids it inserted."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         dialect_insert(Ballot.__table__).on_conflict_do_nothing().returning(Ballot.__table__.c.id)
     )
@@ -569,8 +568,6 @@ def receipt_lookup(receipt: str) -> dict:
     ``counted`` (with an inclusion proof) once a publication includes it; ``excluded``
     with the reason while an exclusion is active; otherwise ``recorded``.
     """
-    from .publications import receipt_status
-
     code = normalise_receipt(receipt)
     ballot = db.session.scalar(select(Ballot).where(Ballot.receipt == code))
     if ballot is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -13,19 +14,19 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import exists, select
 
-from .cli import create_campaign_from_doc, substitute_times
-from .clock import frozen
-from .domain import verification
-from .domain.ballots import cast_ballot, entry_ids
-from .domain.campaigns import import_entries_csv
-from .domain.review import add_expert, is_recused, submit_score
-from .domain.roll import add_voters
-from .domain.voters import resident_id_check_char
-from .errors import ApiError
-from .extensions import db
-from .models import Campaign, Entry, Kiosk
+from ..clock import frozen
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Campaign, Entry, Kiosk
+from . import publications, rankings, verification
+from .ballots import cast_ballot, entry_ids
+from .campaigns import create_campaign_from_doc, import_entries_csv
+from .review import add_expert, is_recused, submit_score
+from .roll import add_voters
+from .voters import resident_id_check_char
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+_PLACEHOLDER = re.compile(r"^\{now(?:([+-])(\d+)([dh]))?\}$")
 CAMPAIGN_FILES = ("cases", "groups", "grids")
 # Simulated turnout per campaign: enough for rankings with a shape, quick to load.
 DEMO_BALLOTS = {"pengpu-2022-cases": 400, "pengpu-2022-groups": 900, "pengpu-2023-grids": 250}
@@ -235,8 +236,6 @@ def publish_now(campaign: Campaign) -> int:
 
     Uses the same domain functions as the ranking and publication jobs.
     """
-    from .domain import publications, rankings
-
     run = rankings.create_run(campaign, "demo")
     db.session.commit()
     rankings.compute(run)
@@ -244,3 +243,25 @@ def publish_now(campaign: Campaign) -> int:
     publication = publications.publish_run(campaign.id, run.id, actor="demo")
     db.session.commit()
     return publication.version
+
+
+def substitute_times(doc, at: datetime | None = None):
+    """Replace "{now}", "{now+7d}", "{now-2h}" with RFC 3339 times (demo files)."""
+    at = at or datetime.now(ZoneInfo("Asia/Shanghai"))
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str):
+            m = _PLACEHOLDER.match(value)
+            if m:
+                delta = timedelta()
+                if m.group(1):
+                    n = int(m.group(2)) * (1 if m.group(1) == "+" else -1)
+                    delta = timedelta(days=n) if m.group(3) == "d" else timedelta(hours=n)
+                return (at + delta).replace(microsecond=0).isoformat()
+        return value
+
+    return walk(doc)
