@@ -37,7 +37,6 @@ def job_id_for(run_id: str) -> str:
 COMPUTE_JOB = "workers.jobs.compute_ranking"
 COMPUTE_FAILURE_CALLBACK = "workers.jobs.on_compute_failure"
 PUBLISH_JOB = "workers.jobs.publish"
-NIGHTLY_JOB = "workers.jobs.nightly"
 
 
 def connection():

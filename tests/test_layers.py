@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 from pathlib import Path
 
 import pytest
+
+from service import queues
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("engine", "service", "schemas", "workers")
@@ -228,3 +231,11 @@ def test_a_cycle_is_found():
     assert find_cycle(module_graph(sources)) == ["service.a", "service.b", "service.c", "service.a"]
     del sources["service.c"]
     assert find_cycle(module_graph(sources)) is None
+
+
+def test_jobs_enqueued_by_name_exist():
+    """The service names its jobs as strings; each names a function of workers.jobs."""
+    names = [queues.COMPUTE_JOB, queues.COMPUTE_FAILURE_CALLBACK, queues.PUBLISH_JOB]
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attr)), name
