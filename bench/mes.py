@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from bench.stats import median
-from workers.ranking.budget import equal_shares
-from workers.ranking.pabulib import read, run_rule
-from workers.ranking.synth import generate_instance
+from engine.budget import equal_shares
+from engine.pabulib import read, run_rule
+from engine.synth import generate_instance
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = (20000, 100, 1)  # voters, projects, seed

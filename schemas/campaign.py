@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from workers.ranking.vocabulary import (
+from engine.vocabulary import (
     AGGREGATES,
     BUDGET_RULES,
     CALIBRATIONS,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from workers.ranking.types import Method
-from workers.ranking.vocabulary import BUDGET_RULES
+from engine.types import Method
+from engine.vocabulary import BUDGET_RULES
 
 # The identifier kinds a campaign may use (service/voter_ids.py normalises each one).
 VOTER_ID_KINDS = ("cn_mobile", "cn_resident_id", "member_code")

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, request, session
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import observability, security
+from .api import register_api
+from .cli import register_cli
 from .config import Config, instance_dir
+from .errors import register_error_handlers
 from .extensions import babel, csrf, db, limiter, migrate
+from .health import bp as health_bp
+from .redis_conn import embedded_url
+from .translations import compile_catalogs
+from .web import bp as web_bp
 
 
 def select_locale() -> str:
-    from flask import session
-
     lang = request.args.get("lang") or session.get("lang")
     if lang in ("en", "zh"):
         session["lang"] = lang
@@ -36,8 +41,6 @@ def create_app(config: Config | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     if not app.config.get("REDIS_URL"):
-        from .redis_conn import embedded_url
-
         # The embedded server starts on first use (get_redis), not here: commands such
         # as `votes db upgrade` must not leave a redis-server behind.
         app.config["REDIS_URL"] = embedded_url()
@@ -52,8 +55,6 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     # Catalogs ship as .po only; the .mo files are built into the instance folder.
-    from .translations import compile_catalogs
-
     translations = compile_catalogs(Path(app.instance_path) / "translations")
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(translations)
     babel.init_app(app, locale_selector=select_locale)
@@ -63,11 +64,7 @@ def create_app(config: Config | None = None) -> Flask:
     with app.app_context():
         _configure_sqlite(app)
 
-    from .errors import register_error_handlers
-
     register_error_handlers(app)
-
-    from .api import register_api
 
     register_api(app)
     # The JSON API authenticates with bearer tokens, not cookies: CSRF does not apply.
@@ -75,15 +72,9 @@ def create_app(config: Config | None = None) -> Flask:
         if name not in ("web", "health"):
             csrf.exempt(app.blueprints[name])
 
-    from .health import bp as health_bp
-
     app.register_blueprint(health_bp)
 
-    from .web import bp as web_bp
-
     app.register_blueprint(web_bp)
-
-    from .cli import register_cli
 
     register_cli(app)
 
@@ -102,8 +93,6 @@ def _limiter_uri(url: str) -> str:
 
 
 def _migrations_dir():
-    from pathlib import Path
-
     return Path(__file__).resolve().parent.parent / "migrations"
 
 

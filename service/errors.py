@@ -7,8 +7,11 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from marshmallow import ValidationError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
+
+from .extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,8 @@ def _wants_html() -> bool:
 
 def render_error(status: int, code: str, message: str, details=None, headers=None):
     if _wants_html():
-        from .web.render import error_page  # late: pages are optional for the API
+        # Late: service.web's pages import this module (an import cycle otherwise).
+        from .web.render import error_page
 
         return error_page(status, code, message, headers)
     return _json_error(status, code, message, details, headers)
@@ -108,8 +112,6 @@ def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
 
 
 def register_error_handlers(app: Flask) -> None:
-    from .extensions import db
-
     @app.errorhandler(ApiError)
     def handle_api_error(exc: ApiError):
         return render_error(exc.status, exc.code, exc.message, exc.details, exc.headers)
@@ -170,8 +172,6 @@ def register_error_handlers(app: Flask) -> None:
         _safe_rollback(db)
         if isinstance(exc, HTTPException):
             return handle_http_exception(exc)
-        from redis.exceptions import RedisError
-
         if isinstance(exc, RedisError):
             log.error("redis unavailable: %s", type(exc).__name__)
             return render_error(

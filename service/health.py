@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from .errors import error_body
 from .extensions import db
+from .redis_conn import get_redis
 
 bp = Blueprint("health", __name__)
 
@@ -26,8 +27,6 @@ def readyz():
         db.session.rollback()
         checks["database"] = f"down: {type(exc).__name__}"
     try:
-        from .redis_conn import get_redis
-
         get_redis(current_app.config["REDIS_URL"]).ping()
         checks["redis"] = "ok"
     except Exception as exc:

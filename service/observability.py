@@ -23,12 +23,19 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
+
+from .errors import ApiError
+from .queues import ALL
+from .queues import depth as queue_depth
+from .redis_conn import get_redis
 
 _MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _MULTIPROC_DIR and not os.path.isdir(_MULTIPROC_DIR):
@@ -156,20 +163,14 @@ def init_app(app: Flask) -> None:
         _check_metrics_access(app)
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
             multiprocess.MultiProcessCollector(registry)
         else:
-            from prometheus_client import REGISTRY
-
             registry = REGISTRY
         body = generate_latest(registry) + generate_latest(_StateCollector(app))
         return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
 def _check_metrics_access(app: Flask) -> None:
-    from .errors import ApiError
-
     token = app.config.get("METRICS_TOKEN")
     if not token:
         if app.config.get("VOTES_ENV") == "production":
@@ -191,19 +192,13 @@ class _StateCollector:
         self.app = app
 
     def collect(self):
-        from rq import Queue
-
-        from workers.queues import ALL
-
-        from .redis_conn import get_redis
-
         depth = GaugeMetricFamily(
             "votes_queue_depth", "Jobs waiting per RQ queue", labels=["queue"]
         )
         try:
             conn = get_redis(self.app.config["REDIS_URL"])
             for name in ALL:
-                depth.add_metric([name], Queue(name, connection=conn).count)
+                depth.add_metric([name], queue_depth(name, conn))
         except Exception:  # Redis down: /readyz says so; metrics must still answer
             pass
         yield depth

@@ -6,6 +6,7 @@ same-origin styles and images, no scripts at all, no framing, forms post to us o
 
 import re
 
+import numpy as np
 from flask import Flask, current_app, request
 
 from .errors import ApiError
@@ -74,8 +75,6 @@ def check_json_depth(body: bytes, limit: int) -> None:
     """
     if body.count(b"[") + body.count(b"{") <= limit:
         return
-    import numpy as np
-
     brackets = np.frombuffer(_JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET), np.uint8)
     steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1).astype(np.int32)
     if steps.size and int(np.cumsum(steps).max()) > limit:

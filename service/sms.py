@@ -94,6 +94,7 @@ class AliyunProvider:
     name = "aliyun"
 
     def __init__(self, config: dict) -> None:
+        # Optional dependency: a provider's SDK is installed only where it is configured.
         from alibabacloud_dysmsapi20170525.client import Client
         from alibabacloud_tea_openapi.utils_models import Config as AliyunConfig
 
@@ -115,7 +116,7 @@ class AliyunProvider:
         self.template_code = config["SMS_ALIYUN_TEMPLATE_CODE"]
 
     def send(self, phone: str, code: str) -> None:
-        from alibabacloud_dysmsapi20170525.models import SendSmsRequest
+        from alibabacloud_dysmsapi20170525.models import SendSmsRequest  # optional dependency
 
         request = SendSmsRequest(
             phone_numbers=phone,
@@ -139,6 +140,7 @@ class TencentProvider:
     name = "tencent"
 
     def __init__(self, config: dict) -> None:
+        # Optional dependency: a provider's SDK is installed only where it is configured.
         from tencentcloud.common.credential import Credential
         from tencentcloud.common.profile.client_profile import ClientProfile
         from tencentcloud.common.profile.http_profile import HttpProfile
@@ -159,7 +161,7 @@ class TencentProvider:
         self.template_id = config["SMS_TENCENT_TEMPLATE_ID"]
 
     def send(self, phone: str, code: str) -> None:
-        from tencentcloud.sms.v20210111.models import SendSmsRequest
+        from tencentcloud.sms.v20210111.models import SendSmsRequest  # optional dependency
 
         request = SendSmsRequest()
         request.PhoneNumberSet = ["+86" + phone]

@@ -25,10 +25,10 @@ from service.models import (
     RankingRun,
     Score,
 )
+from service.queues import RANKINGS
 from service.redis_conn import get_redis
 from tests.conftest import ADMIN, closed_port, error_code
 from workers import jobs
-from workers.queues import RANKINGS
 
 # --- helpers shared with test_publications and test_nightly ------------------------------
 

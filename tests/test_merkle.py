@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from workers import merkle
+from engine import merkle
 
 
 def _h(b: bytes) -> bytes:

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from service.extensions import db
 from service.models import Campaign, NightlyMark, Publication, RankingRun
+from service.queues import RANKINGS
 from service.redis_conn import get_redis
 from tests.test_jobs import add_ballots, drain, workers_app
 from workers import jobs
-from workers.queues import RANKINGS
 
 SHARED_FIXTURES = (workers_app,)
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from engine import pabulib
 from service.domain import rankings
 from service.domain.campaigns import get_campaign
+from service.domain.pabulib_io import RULE_FROM_PB, RULE_TO_PB
 from service.extensions import db
 from service.models import Campaign
-from service.pb import RULE_FROM_PB, RULE_TO_PB
-from workers.ranking import pabulib
 
 PABULIB_DIR = Path(
     os.environ.get(

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from engine import merkle
 from service.extensions import db
 from service.models import Ballot, Publication
 from tests.conftest import ADMIN, error_code
@@ -26,7 +27,6 @@ from tests.test_jobs import (
     work_once,
     workers_app,
 )
-from workers import merkle
 
 # Fixtures shared with test_jobs: pytest finds them by name in this module.
 SHARED_FIXTURES = (voted, workers_app)
@@ -50,7 +50,7 @@ def publication_count(app) -> int:
 
 
 def verify_rfc9162(leaf: bytes, index: int, size: int, path: list[bytes], root: bytes) -> bool:
-    """RFC 9162 §2.1.3.2, written here independently of workers.merkle."""
+    """RFC 9162 §2.1.3.2, written here independently of engine.merkle."""
 
     def node(a: bytes, b: bytes) -> bytes:
         return hashlib.sha256(b"\x01" + a + b).digest()

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from marshmallow import fields
 
+from engine import Method
+from engine import vocabulary as vocab
 from schemas.campaign import (
     CampaignSchema,
     RankingSchema,
@@ -16,8 +18,6 @@ from schemas.campaign import (
 )
 from schemas.rules import DEFAULTS, CampaignRules
 from service.domain.campaigns import get_campaign
-from workers.ranking import Method
-from workers.ranking import vocabulary as vocab
 
 SECTIONS = {
     "voting": VotingSchema,

@@ -10,8 +10,8 @@ job, which the day's NightlyMark turns into a no-op.
 from rq import cron
 
 from service.config import env_int
+from service.queues import FAILURE_TTL, RANKINGS, RESULT_TTL
 from workers.jobs import nightly
-from workers.queues import FAILURE_TTL, RANKINGS, RESULT_TTL
 
 NIGHTLY_CRON = "0 18 * * *"  # 02:00 Asia/Shanghai (UTC+8, no DST)
 

@@ -11,7 +11,8 @@ under a Redis lock so that one worker of many does it:
    expired) go to rq's own failure handling: a retry, or the failure callback;
 2. retries due for more than ``REAPER_GRACE_SECONDS`` that no scheduler moved are queued;
 3. a run ``queued`` or ``running`` (created more than the grace ago) whose job is missing,
-   or is in none of the places its status says, is queued again under its job id.
+   or is in none of the places its status says, is queued again under its job id
+   (``service.domain.runs.requeue_lost_runs``).
 
 Re-queuing is safe: ``compute_ranking`` does nothing for a finished run, and the lock
 and the fixed job id keep one run from being queued twice by two workers.
@@ -20,11 +21,13 @@ and the fixed job id keep one run from being queued twice by two workers.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
 
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+
+from service.domain.runs import requeue_lost_runs
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +42,10 @@ def reap(connection, queue_names, interval: int, grace: int) -> list[str]:
     for queue in queues:
         queue.started_job_registry.cleanup()
         _promote_overdue(queue, grace)
-    return _requeue_lost_runs(connection, queues, grace)
+    return requeue_lost_runs(connection, queues, grace)
 
 
 def _promote_overdue(queue: Queue, grace: int) -> None:
-    import time
-
     registry = queue.scheduled_job_registry
     for job_id in registry.get_jobs_to_schedule(int(time.time()) - grace):
         try:
@@ -55,63 +56,3 @@ def _promote_overdue(queue: Queue, grace: int) -> None:
         registry.remove(job)
         queue.enqueue_job(job, at_front=job.should_enqueue_at_front())
         log.warning("reaper: queued retry %s, overdue (no scheduler moved it)", job_id)
-
-
-def _job_is_alive(job: Job, queues: list[Queue]) -> bool:
-    status = job.get_status(refresh=False)
-    queue = next((q for q in queues if q.name == job.origin), None)
-    if queue is None:
-        return True  # not ours to judge
-    if status == "queued":
-        return job.id in queue.get_job_ids()
-    if status == "scheduled":
-        return job.id in queue.scheduled_job_registry
-    if status == "started":
-        return job.id in queue.started_job_registry
-    if status == "deferred":
-        return job.id in queue.deferred_job_registry
-    # finished, failed, stopped, canceled: the job is over; its failure callback records
-    # the run (a failed run is not ours to retry).
-    return True
-
-
-def _requeue_lost_runs(connection, queues: list[Queue], grace: int) -> list[str]:
-    from sqlalchemy import select
-
-    from service.clock import now
-    from service.domain.rankings import canonical_json
-    from service.extensions import db
-    from service.models import RankingRun
-    from workers.jobs import enqueue_compute
-
-    requeued = []
-    try:
-        runs = db.session.scalars(
-            select(RankingRun).where(
-                RankingRun.status.in_(("queued", "running")),
-                RankingRun.created_at <= now() - timedelta(seconds=grace),
-            )
-        ).all()
-        for run in runs:
-            try:
-                job = Job.fetch(run.job_id, connection=connection)
-            except NoSuchJobError:
-                job = None
-            if job is not None and _job_is_alive(job, queues):
-                continue
-            enqueue_compute(run.id, redis=connection)
-            run.status = "queued"
-            run.error = canonical_json(
-                {
-                    "code": "requeued",
-                    "message": "任务丢失(Redis 重启或进程终止),已重新排队 / "
-                    "the job was lost (Redis restart or a dead worker) and is queued again",
-                    "details": {},
-                }
-            )
-            db.session.commit()
-            requeued.append(run.id)
-            log.warning("reaper: ranking run %s had lost its job; queued again", run.id)
-    finally:
-        db.session.remove()
-    return requeued

@@ -17,8 +17,13 @@ then open new connections.
 from __future__ import annotations
 
 import logging
+import time
 
+from redis.exceptions import RedisError
 from rq import Worker
+
+from service.extensions import db
+from workers import jobs, reaper
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +34,7 @@ class VotesWorker(Worker):
     _last_reaped: float | None = None
 
     def work(self, *args, **kwargs) -> bool:
-        from workers.jobs import get_app
-
-        get_app()  # before the scheduler process and any work-horse fork
+        jobs.get_app()  # before the scheduler process and any work-horse fork
         return super().work(*args, **kwargs)
 
     # --- the watchdog (workers/reaper.py) ---------------------------------------------
@@ -41,9 +44,7 @@ class VotesWorker(Worker):
     # lost, and other workers reap).
 
     def _reaper_interval(self) -> int:
-        from workers.jobs import get_app
-
-        return get_app().config["REAPER_INTERVAL_SECONDS"]
+        return jobs.get_app().config["REAPER_INTERVAL_SECONDS"]
 
     @property
     def dequeue_timeout(self) -> int:
@@ -54,14 +55,10 @@ class VotesWorker(Worker):
         return super().should_run_maintenance_tasks or self._reap_due()
 
     def _reap_due(self) -> bool:
-        import time
-
         last = self._last_reaped
         return last is None or time.monotonic() - last >= self._reaper_interval()
 
     def run_maintenance_tasks(self) -> None:
-        from redis.exceptions import RedisError
-
         if Worker.should_run_maintenance_tasks.fget(self):
             # rq calls this from its work loop too, where a Redis error is not handled
             # and stops the worker: a blip at that moment ended `votes worker`. Tried
@@ -76,15 +73,8 @@ class VotesWorker(Worker):
     def reap(self) -> None:
         """One watchdog pass. Never raises: rq also calls maintenance outside its
         Redis-outage handling, where an exception would stop the worker."""
-        import time
-
-        from redis.exceptions import RedisError
-
-        from workers import reaper
-        from workers.jobs import get_app
-
         self._last_reaped = time.monotonic()
-        app = get_app()
+        app = jobs.get_app()
         try:
             # A scheduler killed by a Redis blip is started again now, not in ten minutes.
             process = self.scheduler and self.scheduler._process
@@ -107,16 +97,12 @@ class VotesWorker(Worker):
     # Both are bookkeeping: skipped, the dequeue then waits for Redis with back-off.
 
     def set_state(self, state, pipeline=None) -> None:
-        from redis.exceptions import RedisError
-
         try:
             super().set_state(state, pipeline=pipeline)
         except RedisError as exc:
             log.warning("could not record the worker state in Redis: %s", exc)
 
     def check_for_suspension(self, burst: bool) -> None:
-        from redis.exceptions import RedisError
-
         try:
             super().check_for_suspension(burst)
         except RedisError as exc:
@@ -131,10 +117,7 @@ def forget_inherited_connections() -> None:
     """In a forked child: dereference, without closing, the pooled connections of the
     jobs' app (they belong to the parent). Never raises: the job opens its own."""
     try:
-        from service.extensions import db
-        from workers.jobs import get_app
-
-        with get_app().app_context():
+        with jobs.get_app().app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)
     except Exception:  # a horse must reach perform_job whatever happens here

@@ -2,7 +2,11 @@
 
 from flask_smorest import Api
 
+from schemas.ballot import BallotInSchema
 from schemas.common import ApiErrorSchema
+from schemas.roll import RollInSchema
+
+from . import ballots, campaigns, kiosks, rankings, results, review, roll, verifications
 
 
 class VotesApi(Api):
@@ -25,15 +29,9 @@ def register_api(app) -> VotesApi:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
     )
-    from . import ballots, campaigns, kiosks, rankings, results, review, roll, verifications
-
     for module in (campaigns, kiosks, ballots, verifications, review, rankings, results, roll):
         api.register_blueprint(module.blp)
-    from schemas.ballot import BallotInSchema
-
     # Documented by reference from the ballot endpoint (JSON and form bodies).
     api.spec.components.schema("BallotIn", schema=BallotInSchema)
-    from schemas.roll import RollInSchema
-
     api.spec.components.schema("RollIn", schema=RollInSchema)
     return api

@@ -4,6 +4,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
+from sqlalchemy import select
 
 from schemas.campaign import CampaignPatchSchema, CampaignSchema
 from schemas.common import ApiErrorSchema
@@ -13,6 +14,7 @@ from ..auth import current_principal, require
 from ..domain import campaigns as domain
 from ..errors import ApiError, validation_error
 from ..extensions import db
+from ..models import Campaign
 
 blp = Blueprint(
     "campaigns",
@@ -33,10 +35,6 @@ class Campaigns(MethodView):
     @blp.response(200, CampaignSchema(many=True))
     def get(self):
         """List campaigns (public)."""
-        from sqlalchemy import select
-
-        from ..models import Campaign
-
         rows = db.session.scalars(select(Campaign).order_by(Campaign.id))
         return [domain.campaign_view(c) for c in rows]
 

@@ -15,6 +15,7 @@ from ..domain.campaigns import get_campaign
 from ..domain.publications import publishable_run
 from ..errors import ApiError
 from ..extensions import db
+from ..queues import enqueue_compute, enqueue_publish
 
 blp = Blueprint(
     "rankings",
@@ -72,8 +73,6 @@ class Rankings(MethodView):
     @blp.alt_response(503, schema=ApiErrorSchema, description="queue_unavailable")
     def post(self, slug):
         """Start a ranking run: freeze the input and compute it in a worker."""
-        from workers.jobs import enqueue_compute
-
         campaign = get_campaign(slug)
         run = domain.create_run(campaign, "manual")
         db.session.commit()
@@ -110,8 +109,6 @@ class Publications(MethodView):
     @blp.alt_response(503, schema=ApiErrorSchema, description="queue_unavailable")
     def post(self, data, slug):
         """Publish the latest finished run (or ``run_id``) as the next version."""
-        from workers.jobs import enqueue_publish
-
         campaign = get_campaign(slug)
         run = publishable_run(campaign.id, (data or {}).get("run_id"))
         try:

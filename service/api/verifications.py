@@ -13,6 +13,7 @@ from schemas.common import ApiErrorSchema
 from ..domain import verification as domain
 from ..domain.campaigns import get_campaign
 from ..extensions import limiter
+from .ballots import ballot_channel
 
 blp = Blueprint(
     "verifications",
@@ -64,8 +65,6 @@ class Verifications(MethodView):
 
         Without a token: the web channel; a kiosk token asks for its voter (verify_kiosk).
         """
-        from .ballots import ballot_channel
-
         channel, _ = ballot_channel()
         campaign = get_campaign(slug)
         return domain.request_code(campaign, data["voter_id"], channel).body()

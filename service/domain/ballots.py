@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import now
@@ -31,9 +32,10 @@ from ..observability import BALLOTS
 from . import verification as verify
 from .access import check_channel
 from .campaigns import lock_rules
+from .publications import receipt_status
 from .roll import check_voter, preloaded
 from .voters import InvalidVoterId, voter_key
-from .web_flags import mark_web_ballot
+from .web_flags import add_flag, mark_web_ballot
 
 log = logging.getLogger(__name__)
 
@@ -288,13 +290,8 @@ def _prepare(
         "flagged": None,
     }
     if arrived - effective > timedelta(seconds=current_app.config["LATE_UPLOAD_SECONDS"]):
-        _flag(row, "late_upload")
+        add_flag(row, "late_upload")
     return digest, _Prepared(row, chosen, digest, slot)
-
-
-def _flag(row: dict, flag: str) -> None:
-    """Add a flag to a ballot row; several flags are stored comma-separated."""
-    row["flagged"] = f"{row['flagged']},{flag}" if row["flagged"] else flag
 
 
 def _kiosk_since(kiosk_id: int | None, cast_at: datetime | None) -> datetime | None:
@@ -364,7 +361,7 @@ def _cast_ballot(
             return _replay(existing, campaign, digest)  # a retry of a verified ballot
         raise
     if kiosk_id is not None and _is_burst(kiosk_id, arrived):
-        _flag(prepared.row, "burst")
+        add_flag(prepared.row, "burst")
     elif channel == "web":
         mark_web_ballot(prepared.row, arrived)  # address hashes, web_burst / subnet_burst
     # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
@@ -451,7 +448,7 @@ def _cast_batch(
         limit = current_app.config["BURST_MAX_BALLOTS"]
         for k, n in enumerate(first):
             if recent + k + 1 > limit:
-                _flag(prepared[n][1].row, "burst")
+                add_flag(prepared[n][1].row, "burst")
         if campaign.rules_locked_at is None:
             lock_rules(campaign)
             db.session.flush()
@@ -506,10 +503,7 @@ def _replay_or_error(existing: Ballot, campaign: Campaign, digest: str) -> CastR
 def _insert_new(session, rows: list[dict]) -> set[str]:
     """Multi-row insert that skips conflicting rows; returns the ids it inserted."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         dialect_insert(Ballot.__table__).on_conflict_do_nothing().returning(Ballot.__table__.c.id)
     )
@@ -546,8 +540,6 @@ def receipt_lookup(receipt: str) -> dict:
     ``counted`` (with an inclusion proof) once a publication includes it; ``excluded``
     with the reason while an exclusion is active; otherwise ``recorded``.
     """
-    from .publications import receipt_status
-
     code = normalise_receipt(receipt)
     ballot = db.session.scalar(select(Ballot).where(Ballot.receipt == code))
     if ballot is None:

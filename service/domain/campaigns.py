@@ -9,6 +9,7 @@ import io
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -261,8 +262,6 @@ def list_entries(campaign: Campaign) -> list[Entry]:
 def check_entry_cap(campaign: Campaign, adding: int) -> None:
     """422 too_many_entries when ``adding`` more entries would pass the campaign's cap
     (``MAX_ENTRIES_PER_CAMPAIGN``): 55,000 entries made a 13 MB voting page."""
-    from flask import current_app
-
     limit = current_app.config["MAX_ENTRIES_PER_CAMPAIGN"]
     existing = db.session.scalar(
         select(func.count()).select_from(Entry).where(Entry.campaign_id == campaign.id)
@@ -415,3 +414,8 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
         raise validation_error({"_file": ["没有数据行 / no data lines"]}, "invalid_csv")
     add_entries(campaign, items, actor)
     return {"created": len(items), "lines": len(items)}
+
+
+def create_campaign_from_doc(doc: dict, actor: str = "cli"):
+    data = CampaignSchema().load({k: v for k, v in doc.items() if k != "entries"})
+    return create_campaign(data, actor)

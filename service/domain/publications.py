@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from workers import merkle
+from engine import merkle
 
 from ..clock import now
 from ..errors import ApiError

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from workers.ranking.vocabulary import PUBLISHED_DECIMALS
+from engine.vocabulary import PUBLISHED_DECIMALS
 
 from ..auth import Principal, issue_token
 from ..clock import now

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import now
 from ..errors import ApiError
@@ -84,10 +85,7 @@ def _voter_key(number: str) -> str:
 def _counter_row(scope: str, day: str) -> None:
     """Make sure the counter row exists (concurrent creators: one insert wins)."""
     dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
         dialect_insert(SmsCounter.__table__)
         .values(scope=scope, day=day, used=0)
@@ -201,7 +199,8 @@ def _release(verification_id: str, scopes: list[tuple[str, str]]) -> None:
 
 def request_code(campaign: Campaign, voter_id: object, channel: str = "web") -> Issued:
     """Send a six-digit code to the voter's number for a ballot of this channel."""
-    from .ballots import _effective_time  # the window check every ballot uses
+    # Late: ballots imports this module (the window check every ballot uses).
+    from .ballots import _effective_time
 
     if not campaign.rules.voting.sms:
         raise ApiError(

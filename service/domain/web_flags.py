@@ -66,11 +66,14 @@ def _recent(campaign_id: int, column, digest: str, at: datetime, limit: int) -> 
     return db.session.scalar(select(func.count()).select_from(rows))
 
 
+def add_flag(row: dict, flag: str) -> None:
+    """Add a flag to a ballot row; several flags are stored comma-separated."""
+    row["flagged"] = f"{row['flagged']},{flag}" if row["flagged"] else flag
+
+
 def mark_web_ballot(row: dict, at: datetime) -> None:
     """Store the address hashes on a web ballot row and flag ``web_burst`` /
     ``subnet_burst`` when this ballot takes its address or network over the threshold."""
-    from .ballots import _flag
-
     address = request.remote_addr if has_request_context() else None
     row["client_hash"], row["subnet_hash"] = address_hashes(address)
     cfg = current_app.config
@@ -80,4 +83,4 @@ def mark_web_ballot(row: dict, at: datetime) -> None:
     )
     for key, column, limit, flag in checks:
         if row[key] and _recent(row["campaign_id"], column, row[key], at, limit) + 1 > limit:
-            _flag(row, flag)
+            add_flag(row, flag)

@@ -59,7 +59,7 @@ class NightlyMark(db.Model):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# Added for receipts after publication (see workers/merkle.py): a run stores its counted
+# Added for receipts after publication (see engine/merkle.py): a run stores its counted
 # receipts in Merkle-aligned chunks, so an inclusion proof reads one chunk and the chunk
 # roots instead of rehashing every counted ballot per request.
 class MerkleChunk(db.Model):

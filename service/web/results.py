@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import make_response, render_template, url_for
 from flask_babel import gettext as _
 
-from workers.ranking.vocabulary import (
+from engine.vocabulary import (
     BUDGET_RULES,
     DEFAULT_AWARD,
     PUBLISHED_DECIMALS,

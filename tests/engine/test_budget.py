@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.ranking import budget as budget_module
-from workers.ranking.budget import equal_shares, greedy_budget
-from workers.ranking.synth import generate_instance
-from workers.ranking.types import Approvals, RankingError
+from engine import budget as budget_module
+from engine.budget import equal_shares, greedy_budget
+from engine.synth import generate_instance
+from engine.types import Approvals, RankingError
 
 pabutools = pytest.importorskip("pabutools")
 from pabutools.election import (  # noqa: E402

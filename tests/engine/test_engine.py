@@ -1,15 +1,14 @@
 """The rank() entry point: combination, tie-breaking, selection and the result document."""
 
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.ranking import Approvals, Criterion, Entry, Method, RankingError, Review, rank
+from engine import Approvals, Criterion, Entry, Method, RankingError, Review, rank
+from engine import budget as budget_module
 
 CRIT = [Criterion("q", 10)]  # one criterion out of 10: S = 10·points
 
@@ -375,10 +374,8 @@ def fake_budget(monkeypatch):
         )
         return [0]
 
-    mod = types.ModuleType("workers.ranking.budget")
-    mod.greedy_budget = greedy_budget
-    mod.equal_shares = equal_shares
-    monkeypatch.setitem(sys.modules, "workers.ranking.budget", mod)
+    monkeypatch.setattr(budget_module, "greedy_budget", greedy_budget)
+    monkeypatch.setattr(budget_module, "equal_shares", equal_shares)
     return calls
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.ranking.pabulib import PbInstance, dumps, parse, read, run_rule
-from workers.ranking.synth import generate_instance
-from workers.ranking.types import Approvals, RankingError
+from engine.pabulib import PbInstance, dumps, parse, read, run_rule
+from engine.synth import generate_instance
+from engine.types import Approvals, RankingError
 
 
 def _pabulib_dir() -> Path:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.ranking import Criterion, RankingError, Review
-from workers.ranking.reviews import aggregate, calibrate, review_score, review_scores
+from engine import Criterion, RankingError, Review
+from engine.reviews import aggregate, calibrate, review_score, review_scores
 
 RUBRIC = [Criterion("impact", 40, 1.0), Criterion("feasibility", 60, 2.0)]
 BY_KEY = {c.key: c for c in RUBRIC}

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.ranking import Approvals, RankingError
-from workers.ranking.scores import vote_counts, vote_scores
+from engine import Approvals, RankingError
+from engine.scores import vote_counts, vote_scores
 
 # Five ballots over four entries: entry 0 on 4 ballots, 1 and 3 on 2, entry 2 on none;
 # the last ballot is empty (still counted: it is in the approval-rate denominator).

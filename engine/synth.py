@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workers.ranking.types import Approvals
+from engine.types import Approvals
 
 __all__ = ["generate_instance"]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import budget as selection
 from .reviews import (
     CALIBRATED_CLIP,
     FLAT_STD,
@@ -489,20 +490,16 @@ def _select_budget(
     budget = float(m.budget)
 
     if greedy:
-        from .budget import greedy_budget
-
         taken = [
             int(i)
-            for i in greedy_budget(
+            for i in selection.greedy_budget(
                 [i for i in order if eligible[i]], costs, budget, skip=m.rule == "greedy_budget"
             )
         ]
         return taken[: m.winners] if m.winners is not None else taken
 
-    from .budget import equal_shares
-
     if all(eligible):
-        return [int(i) for i in equal_shares(approvals, costs, budget, tie_order=order)]
+        return [int(i) for i in selection.equal_shares(approvals, costs, budget, tie_order=order)]
     # Ineligible entries leave the election but their voters stay: every counted ballot
     # keeps its share of the budget, as if those entries had never been on the ballot.
     keep = np.asarray(eligible, dtype=bool)
@@ -518,7 +515,7 @@ def _select_budget(
     np.cumsum(per_ballot, out=new_indptr[1:])
     sub = Approvals(indptr=new_indptr, indices=new_pos[indices[mask]])
     sub_order = [int(new_pos[i]) for i in order if keep[i]]
-    picked = equal_shares(sub, costs[kept], budget, tie_order=sub_order)
+    picked = selection.equal_shares(sub, costs[kept], budget, tie_order=sub_order)
     return [int(kept[j]) for j in picked]
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -15,19 +16,19 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import exists, select
 
-from .cli import create_campaign_from_doc, substitute_times
-from .clock import frozen
-from .domain import verification
-from .domain.ballots import cast_ballot, entry_ids
-from .domain.campaigns import CSV_HEADER, import_entries_csv
-from .domain.review import add_expert, is_recused, submit_score
-from .domain.roll import add_voters
-from .domain.voters import resident_id_check_char
-from .errors import ApiError
-from .extensions import db
-from .models import Campaign, Entry, Kiosk
+from ..clock import frozen
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Campaign, Entry, Kiosk
+from . import publications, rankings, verification
+from .ballots import cast_ballot, entry_ids
+from .campaigns import CSV_HEADER, create_campaign_from_doc, import_entries_csv
+from .review import add_expert, is_recused, submit_score
+from .roll import add_voters
+from .voters import resident_id_check_char
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+_PLACEHOLDER = re.compile(r"^\{now(?:([+-])(\d+)([dh]))?\}$")
 CAMPAIGN_FILES = ("cases", "groups", "featured", "grids", "grids2")
 
 
@@ -92,11 +93,13 @@ def split_weights(text: str) -> tuple[str, dict[str, float]]:
 def winners_csv(name: str) -> tuple[str, dict[str, float]]:
     """The entries of an honour given among the winners of demo campaign ``name``: the
     selected rows of its latest publication, with the weights of its entry file."""
-    from .domain.publications import latest_publication
-
     slug = json.loads((DEMO_DIR / f"{name}.json").read_text("utf-8"))["slug"]
     source = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
-    selected = {r["code"] for r in latest_publication(source.id).document["rows"] if r["selected"]}
+    selected = {
+        r["code"]
+        for r in publications.latest_publication(source.id).document["rows"]
+        if r["selected"]
+    }
     _, weights = split_weights((DEMO_DIR / f"{name}.csv").read_text("utf-8"))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -289,8 +292,6 @@ def simulate_review(
 
 def rank_now(campaign: Campaign) -> str:
     """Rank in-process (for an open campaign, its interim state: ranked, not published)."""
-    from .domain import rankings
-
     run = rankings.create_run(campaign, "demo")
     db.session.commit()
     rankings.compute(run)
@@ -303,8 +304,28 @@ def publish_now(campaign: Campaign) -> int:
 
     Uses the same domain functions as the ranking and publication jobs.
     """
-    from .domain import publications
-
     publication = publications.publish_run(campaign.id, rank_now(campaign), actor="demo")
     db.session.commit()
     return publication.version
+
+
+def substitute_times(doc, at: datetime | None = None):
+    """Replace "{now}", "{now+7d}", "{now-2h}" with RFC 3339 times (demo files)."""
+    at = at or datetime.now(ZoneInfo("Asia/Shanghai"))
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str):
+            m = _PLACEHOLDER.match(value)
+            if m:
+                delta = timedelta()
+                if m.group(1):
+                    n = int(m.group(2)) * (1 if m.group(1) == "+" else -1)
+                    delta = timedelta(days=n) if m.group(3) == "d" else timedelta(hours=n)
+                return (at + delta).replace(microsecond=0).isoformat()
+        return value
+
+    return walk(doc)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from workers.ranking.budget import equal_shares, greedy_budget
-from workers.ranking.types import Approvals, Entry, RankingError
+from engine.budget import equal_shares, greedy_budget
+from engine.types import Approvals, Entry, RankingError
 
 __all__ = ["APPROVAL_VOTE_TYPES", "PbInstance", "dumps", "parse", "read", "run_rule"]
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.ranking.types import Approvals, RankingError
+from engine.types import Approvals, RankingError
 
 __all__ = ["COMPLETIONS", "equal_shares", "greedy_budget"]
 

@@ -18,17 +18,17 @@ from zoneinfo import ZoneInfo
 from marshmallow import ValidationError
 from sqlalchemy import select
 
+from engine import pabulib
+from engine.types import RankingError
 from schemas.campaign import CampaignSchema
-from workers.ranking import pabulib
-from workers.ranking.types import RankingError
 
-from .clock import frozen, now
-from .domain.ballots import cast_ballot, entry_ids
-from .domain.campaigns import create_campaign, list_entries
-from .domain.publications import latest_publication
-from .errors import ApiError
-from .extensions import db
-from .models import Ballot, BallotChoice, Campaign, Entry, Exclusion
+from ..clock import frozen, now
+from ..errors import ApiError
+from ..extensions import db
+from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion
+from .ballots import cast_ballot, entry_ids
+from .campaigns import create_campaign, list_entries
+from .publications import latest_publication
 
 RULE_FROM_PB = {
     "greedy": "greedy_budget",

@@ -1,0 +1,1 @@
+"""Infrastructure: database- and driver-specific helpers the domain calls."""
