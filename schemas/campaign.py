@@ -196,6 +196,7 @@ class ResultsSchema(Schema):
 
 class CampaignSchema(Schema):
     slug = Text(required=True, validate=validate.Regexp(SLUG_PATTERN))
+    draft = fields.Boolean(load_default=False)
     title = Text(required=True, validate=validate.Length(min=1, max=300))
     description = Text(allow_none=True, load_default=None, validate=validate.Length(max=20000))
     timezone = Text(load_default="Asia/Shanghai")

@@ -83,6 +83,10 @@ def create_app(config: Config | None = None) -> Flask:
 
     app.register_blueprint(web_bp)
 
+    from .console import bp as console_bp
+
+    app.register_blueprint(console_bp)
+
     from .cli import register_cli
 
     register_cli(app)

@@ -122,6 +122,13 @@ def _effective_time(
     """When the ballot counts as cast; refuses ballots outside the window, and ballots
     dated before their kiosk was registered (``kiosk_since``)."""
     voting = campaign.voting
+    if campaign.draft:  # no voting in a draft, whatever its dates say
+        raise ApiError(
+            403,
+            "voting_not_open",
+            "活动尚未发布 / The campaign has not been published",
+            {"draft": True},
+        )
     opens, closes = _dt(voting.get("opens_at")), _dt(voting.get("closes_at"))
     effective = arrived
     if channel == "kiosk" and cast_at is not None:

@@ -160,7 +160,7 @@ def score_view(score: Score, code: str) -> dict[str, Any]:
 def _check_window(campaign: Campaign) -> None:
     review = campaign.review or {}
     opens, closes, at = _dt(review.get("opens_at")), _dt(review.get("closes_at")), now()
-    if opens is None or at < opens:
+    if campaign.draft or opens is None or at < opens:  # nothing is scored in a draft
         raise ApiError(
             403,
             "review_not_open",
