@@ -101,7 +101,9 @@ def test_publish_makes_it_public_and_todays_rules_apply(client, app, draft):
     r = client.post("/api/v1/campaigns/d1/ballots", json=_ballot())
     assert r.status_code == 201, r.json
     # Voting has opened: entries are fixed now, and the first ballot locked the rules.
-    r = client.post("/api/v1/campaigns/d1/entries", json={"code": "A05", "title": "x"}, headers=ADMIN)
+    r = client.post(
+        "/api/v1/campaigns/d1/entries", json={"code": "A05", "title": "x"}, headers=ADMIN
+    )
     assert r.status_code == 409 and error_code(r) == "entries_locked"
     r = client.patch("/api/v1/campaigns/d1", json={"voting": {"max_choices": 1}}, headers=ADMIN)
     assert r.status_code == 409 and error_code(r) == "rules_locked"
@@ -118,7 +120,9 @@ def test_draft_cannot_be_toggled_by_patch(client, draft):
     r = client.patch("/api/v1/campaigns/d1", json={"draft": False}, headers=ADMIN)
     assert r.status_code == 422 and "publish-campaign" in str(r.json)
     # Repeating the current value is harmless.
-    assert client.patch("/api/v1/campaigns/d1", json={"draft": True}, headers=ADMIN).status_code == 200
+    assert (
+        client.patch("/api/v1/campaigns/d1", json={"draft": True}, headers=ADMIN).status_code == 200
+    )
 
 
 def test_without_draft_a_campaign_behaves_as_before(client, clock):
@@ -130,9 +134,7 @@ def test_without_draft_a_campaign_behaves_as_before(client, clock):
 
 
 def test_experts_cannot_score_in_a_draft(client, draft):
-    expert = client.post(
-        "/api/v1/campaigns/d1/experts", json={"name": "王"}, headers=ADMIN
-    ).json
+    expert = client.post("/api/v1/campaigns/d1/experts", json={"name": "王"}, headers=ADMIN).json
     client.put(
         f"/api/v1/campaigns/d1/experts/{expert['id']}/assignments",
         json={"codes": ["A01"]},
