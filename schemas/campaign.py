@@ -235,3 +235,9 @@ class CampaignPatchSchema(Schema):
 
     class Meta:
         unknown = "include"
+
+
+# Field descriptions for the OpenAPI document (schemas/campaign_docs.py; docs/campaign.md).
+from .campaign_docs import describe  # noqa: E402
+
+describe({name: obj for name, obj in globals().items() if name.endswith("Schema")})

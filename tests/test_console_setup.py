@@ -278,3 +278,16 @@ def test_publish_from_the_console(app, admin, clock):
     assert r.status_code == 303
     assert "活动已发布" in admin.get("/console/campaigns/pengpu-2024-grids-2").text
     assert admin.get("/vote/pengpu-2024-grids-2").status_code == 200
+
+
+def test_after_publishing_an_entry_title_can_still_be_corrected(app, admin, clock):
+    _new_grids(admin, **{"voting.opens_at": "2026-11-01T09:00"})
+    base = "/console/campaigns/pengpu-2024-grids-2/entries"
+    token = console_token(admin, base)
+    admin.post(base, data={"csrf_token": token, "code": "G09", "title": "错字", "cost": "100"})
+    admin.post("/console/campaigns/pengpu-2024-grids-2/publish", data={"csrf_token": token})
+    r = admin.post(base + "/G09", data={"csrf_token": token, "title": "正字", "cost": "100"})
+    assert r.status_code == 303
+    r = admin.post(base + "/G09", data={"csrf_token": token, "title": "正字", "cost": "5"})
+    assert r.status_code == 409 and "参评对象不可增删改" in r.text
+    assert "添加一个" not in admin.get(base).text  # locked: no add form

@@ -150,6 +150,9 @@ def entry_edit(slug: str, code: str):
             patch = EntryPatchSchema().load(
                 {k: v for k, v in raw.items() if v is not None or k != "title"}
             )
+            # Only what changed: once voting has opened, texts stay editable and an
+            # unchanged category or cost must not count as a change.
+            patch = {k: v for k, v in patch.items() if getattr(entry, k) != v}
             domain.update_entry(campaign, entry, patch, actor())
             db.session.commit()
             flash(_("已保存。"))
