@@ -218,6 +218,7 @@ class ResultsSchema(Schema):
 
 class CampaignSchema(Schema):
     slug = Text(required=True, validate=validate.Regexp(SLUG_PATTERN))
+    draft = fields.Boolean(load_default=False)
     title = Text(required=True, validate=validate.Length(min=1, max=300))
     description = Text(allow_none=True, load_default=None, validate=validate.Length(max=20000))
     timezone = Text(load_default="Asia/Shanghai")
@@ -254,3 +255,9 @@ class CampaignPatchSchema(Schema):
 
     class Meta:
         unknown = "include"
+
+
+# Field descriptions for the OpenAPI document (schemas/campaign_docs.py; docs/campaign.md).
+from .campaign_docs import describe  # noqa: E402
+
+describe({name: obj for name, obj in globals().items() if name.endswith("Schema")})

@@ -12,6 +12,7 @@ from . import observability, security
 from .api import register_api
 from .cli import register_cli
 from .config import Config, instance_dir
+from .console import bp as console_bp
 from .errors import register_error_handlers
 from .extensions import babel, csrf, db, limiter, migrate
 from .health import bp as health_bp
@@ -75,6 +76,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(health_bp)
 
     app.register_blueprint(web_bp)
+
+    app.register_blueprint(console_bp)
 
     register_cli(app)
 

@@ -88,6 +88,12 @@ def current_principal() -> Principal | None:
     return g.principal
 
 
+def is_admin() -> bool:
+    """An admin token came with the request (it may read drafts through the API)."""
+    principal = current_principal()
+    return principal is not None and principal.role == "admin"
+
+
 def require(*roles: str):
     """Refuse with 401 (no/unknown token) or 403 (a token of another role)."""
 

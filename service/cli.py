@@ -17,6 +17,7 @@ import redis as redis_lib
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from marshmallow import ValidationError
+from sqlalchemy import func, select
 
 from .auth import issue_token
 from .config import (
@@ -33,8 +34,10 @@ from .domain.demo import load_demo, substitute_times
 from .domain.kiosks import register_kiosk
 from .domain.nightly import run_nightly
 from .domain.pabulib_io import export_pb, import_pb
+from .domain.staff import add_staff, issue_password_link, staff_by_name
 from .errors import ApiError
 from .extensions import db
+from .models import Staff
 from .redis_conn import (
     autostart_allowed,
     embedded_socket,
@@ -87,6 +90,85 @@ def admin_create_token(name: str) -> None:
     token = issue_token("admin", name=name)
     db.session.commit()
     click.echo(token)
+
+
+# --- staff (the office console) --------------------------------------------------
+
+
+@commands.group()
+def staff() -> None:
+    """Staff accounts of the office console (/console)."""
+
+
+@staff.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "manager", "observer"]),
+    default="manager",
+    show_default=True,
+)
+@click.option("--base-url", default=None, help="Where the service answers (default: as `up`).")
+@with_appcontext
+def staff_add(name: str, role: str, base_url: str | None) -> None:
+    """Create a staff account and print its one-time set-password link (valid 24 h)."""
+
+    try:
+        member = add_staff(name, role, "cli")
+        token = issue_password_link(member, "cli")
+        db.session.commit()
+    except ApiError as exc:
+        _fail(f"{exc.code}: {exc.message}")
+    click.echo(f"staff {member.name} ({role}): set the password within 24 h at")
+    click.echo(_console_link(f"/console/set-password/{token}", base_url))
+
+
+@staff.command("link")
+@click.argument("name")
+@click.option("--base-url", default=None, help="Where the service answers (default: as `up`).")
+@with_appcontext
+def staff_link(name: str, base_url: str | None) -> None:
+    """Print a new one-time set-password link for NAME (a forgotten password)."""
+
+    member = staff_by_name(name)
+    if member is None:
+        _fail(f"no staff member {name!r}")
+    token = issue_password_link(member, "cli")
+    db.session.commit()
+    click.echo(_console_link(f"/console/set-password/{token}", base_url))
+
+
+@staff.command("first-admin")
+@click.option("--base-url", default=None)
+@with_appcontext
+def staff_first_admin(base_url: str | None) -> None:
+    """Development: with no staff yet, create the admin \"admin\"; while it has no
+    password, print a fresh set-password link (what `votes up` shows)."""
+
+    first = staff_by_name("admin")
+    if first is None and db.session.scalar(select(func.count()).select_from(Staff)) == 0:
+        first = add_staff("admin", "admin", "cli")
+    if first is None or first.password_hash is not None:
+        click.echo("console: log in at " + _console_link("/console/login", base_url))
+        return
+    token = issue_password_link(first, "cli")
+    db.session.commit()
+    click.echo(
+        "console: set the admin password at "
+        + _console_link(f"/console/set-password/{token}", base_url)
+    )
+
+
+def _console_link(path: str, base_url: str | None) -> str:
+
+    if base_url is None:
+        base_url = current_app.config.get("PUBLIC_BASE_URL")
+    if base_url is None:
+        try:
+            base_url = local_base_url(*web_address())
+        except ConfigError as exc:
+            _fail(str(exc))
+    return base_url.rstrip("/") + path
 
 
 # --- campaigns and entries ------------------------------------------------------
@@ -375,8 +457,17 @@ def up() -> None:
     subprocess.run([*votes, "db", "upgrade"], env=env, check=True)
     if env.get("VOTES_DEMO", "1") != "0":
         subprocess.run([*votes, "demo", "load", "--base-url", base], env=env, check=True)
+    console = subprocess.run(
+        [*votes, "staff", "first-admin", "--base-url", base],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     click.echo("")
     click.echo(f"  Service:          {base}/")
+    click.echo(f"  Office console:   {base}/console/")
+    click.echo(f"  {console}")
     click.echo(f"  API docs:         {base}/api/openapi.json")
     click.echo(f"  Kiosk enrolment:  {base}/kiosk/enrol")
     click.echo(f"  Admin token:      {env['ADMIN_TOKEN']}  (Authorization: Bearer …)")

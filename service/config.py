@@ -188,6 +188,7 @@ class Config:
         self.REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 30)
         self.REAPER_GRACE_SECONDS = env_int("REAPER_GRACE_SECONDS", 30)
         self.sms_settings()
+        self.console_settings(production)
         # flask-smorest / OpenAPI
         self.API_TITLE = "Votes: public vote + expert review"
         self.API_VERSION = "v1"
@@ -202,6 +203,25 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SECURE = production
         self.JSON_AS_ASCII = False
+
+    def console_settings(self, production: bool) -> None:
+        """The office console (``/console``): links, sessions and log-in limits."""
+        # The address people reach the service at, for the absolute links the service
+        # prints and shows (set-password, kiosk enrolment, expert links), e.g.
+        # https://votes.example.org. Unset: the address of the request (console) or
+        # http://HOST:PORT (command line).
+        base = env_str("PUBLIC_BASE_URL")
+        if base is not None and not base.startswith(("http://", "https://")):
+            raise ConfigError(f"PUBLIC_BASE_URL must start with http:// or https://, got {base!r}")
+        self.PUBLIC_BASE_URL = base.rstrip("/") if base else None
+        # A console session ends after this many minutes without a request.
+        self.CONSOLE_IDLE_MINUTES = env_int("CONSOLE_IDLE_MINUTES", 30)
+        # This many wrong passwords in a row lock the account for CONSOLE_LOCKOUT_MINUTES.
+        self.CONSOLE_LOCKOUT_FAILURES = env_int("CONSOLE_LOCKOUT_FAILURES", 5)
+        self.CONSOLE_LOCKOUT_MINUTES = env_int("CONSOLE_LOCKOUT_MINUTES", 15)
+        # Log-in attempts per client address (slowed before the lockout).
+        self.RATELIMIT_CONSOLE_LOGIN = env_str("RATELIMIT_CONSOLE_LOGIN", "10 per minute")
+        self.CONSOLE_COOKIE_SECURE = production
 
     def sms_settings(self) -> None:
         """SMS one-time codes (``voting.verify: sms``): the provider and the abuse limits."""

@@ -613,7 +613,11 @@ def test_every_interface_string_has_an_english_translation():
     service = SOURCE_DIR.parent
     wanted = {
         message
-        for root, method in ((service / "web", "python"), (service / "templates", "jinja2"))
+        for root, method in (
+            (service / "web", "python"),
+            (service / "console", "python"),
+            (service / "templates", "jinja2"),
+        )
         for _, _, message, *_ in extract_from_dir(
             root, method_map=[("**.py", method) if method == "python" else ("**.html", method)]
         )

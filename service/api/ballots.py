@@ -23,11 +23,11 @@ from schemas.ballot import (
 )
 from schemas.common import ApiErrorSchema
 
-from ..auth import current_principal, require
+from ..auth import current_principal, is_admin, require
 from ..domain import ballots as domain
 from ..domain import exclusions
 from ..domain.access import check_channel
-from ..domain.campaigns import get_campaign
+from ..domain.campaigns import get_campaign, visible_campaign
 from ..errors import ApiError, validation_error
 from ..extensions import db, limiter
 
@@ -151,7 +151,7 @@ class Ballots(MethodView):
     def post(self, slug):
         """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""
         channel, kiosk_id = ballot_channel()
-        campaign = get_campaign(slug)
+        campaign = visible_campaign(slug, is_admin())
         check_channel(campaign, channel)  # before the body: a missing kiosk token is 401
         item = _load_ballot(_ballot_payload())
         # One ballot per request: no savepoint needed, the request's transaction is its own.
@@ -171,7 +171,7 @@ class BallotBatch(MethodView):
     def post(self, data, slug):
         """Upload up to 500 ballots a kiosk collected offline; one result per ballot."""
         _, kiosk_id = ballot_channel()
-        campaign = get_campaign(slug)
+        campaign = visible_campaign(slug, is_admin())
         items = data["ballots"]
         if len(items) > MAX_BATCH:
             raise ApiError(

@@ -10,7 +10,7 @@ from schemas.campaign import CampaignPatchSchema, CampaignSchema
 from schemas.common import ApiErrorSchema
 from schemas.entry import EntryPatchSchema, EntrySchema, ImportResultSchema
 
-from ..auth import current_principal, require
+from ..auth import current_principal, is_admin, require
 from ..domain import campaigns as domain
 from ..errors import ApiError, validation_error
 from ..extensions import db
@@ -35,7 +35,10 @@ class Campaigns(MethodView):
     @blp.response(200, CampaignSchema(many=True))
     def get(self):
         """List campaigns (public)."""
-        rows = db.session.scalars(select(Campaign).order_by(Campaign.id))
+        query = select(Campaign).order_by(Campaign.id)
+        if not is_admin():  # drafts are invisible to the public
+            query = query.where(Campaign.draft.is_(False))
+        rows = db.session.scalars(query)
         return [domain.campaign_view(c) for c in rows]
 
     @require("admin")
@@ -56,8 +59,8 @@ class CampaignItem(MethodView):
     @blp.response(200, CampaignSchema)
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_found")
     def get(self, slug):
-        """One campaign (public)."""
-        return domain.campaign_view(domain.get_campaign(slug))
+        """One campaign (public; a draft only with an admin token, else 404)."""
+        return domain.campaign_view(domain.visible_campaign(slug, is_admin()))
 
     @require("admin")
     @blp.doc(security=ADMIN)
@@ -68,6 +71,21 @@ class CampaignItem(MethodView):
         """Change a campaign; rule changes are refused once a ballot or score exists."""
         campaign = domain.get_campaign(slug)
         domain.update_campaign(campaign, patch, _actor())
+        db.session.commit()
+        return domain.campaign_view(campaign)
+
+
+@blp.route("/<slug>/publish-campaign")
+class CampaignPublish(MethodView):
+    @require("admin")
+    @blp.doc(security=ADMIN)
+    @blp.response(200, CampaignSchema)
+    @blp.alt_response(409, schema=ApiErrorSchema, description="not_a_draft")
+    def post(self, slug):
+        """Publish a draft: it becomes public and its windows, entries lock and rules lock
+        apply from now on."""
+        campaign = domain.get_campaign(slug)
+        domain.publish_campaign(campaign, _actor())
         db.session.commit()
         return domain.campaign_view(campaign)
 
@@ -113,8 +131,8 @@ ENTRY_BODY = {
 class Entries(MethodView):
     @blp.response(200, EntrySchema(many=True))
     def get(self, slug):
-        """List a campaign's entries (public)."""
-        return domain.list_entries(domain.get_campaign(slug))
+        """List a campaign's entries (public; a draft's only with an admin token)."""
+        return domain.list_entries(domain.visible_campaign(slug, is_admin()))
 
     @require("admin")
     @blp.doc(security=ADMIN, requestBody=ENTRY_BODY)
@@ -161,8 +179,8 @@ class EntriesImport(MethodView):
 class EntryItem(MethodView):
     @blp.response(200, EntrySchema)
     def get(self, slug, code):
-        """One entry (public)."""
-        return domain.get_entry(domain.get_campaign(slug), code)
+        """One entry (public; a draft's only with an admin token)."""
+        return domain.get_entry(domain.visible_campaign(slug, is_admin()), code)
 
     @require("admin")
     @blp.doc(security=ADMIN)

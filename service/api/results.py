@@ -8,8 +8,9 @@ from flask_smorest import Blueprint
 
 from schemas.common import ApiErrorSchema
 
+from ..auth import is_admin
 from ..domain import publications as domain
-from ..domain.campaigns import get_campaign
+from ..domain.campaigns import visible_campaign
 
 blp = Blueprint(
     "results",
@@ -34,7 +35,7 @@ class Results(MethodView):
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_published")
     def get(self, slug):
         """The latest publication (or, with ``results.live``, a provisional run)."""
-        return domain.results_document(get_campaign(slug))
+        return domain.results_document(visible_campaign(slug, is_admin()))
 
 
 @blp.route("/<slug>/results.csv")
@@ -50,7 +51,7 @@ class ResultsCsv(MethodView):
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_published")
     def get(self, slug):
         """The latest publication as CSV (UTF-8 with BOM, for spreadsheet programs)."""
-        text, version = domain.results_csv(get_campaign(slug))
+        text, version = domain.results_csv(visible_campaign(slug, is_admin()))
         return Response(
             text.encode("utf-8"),
             mimetype="text/csv",
@@ -74,4 +75,4 @@ class PublicationItem(MethodView):
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_found")
     def get(self, slug, version):
         """One published version, as published."""
-        return domain.get_publication(get_campaign(slug), version).document
+        return domain.get_publication(visible_campaign(slug, is_admin()), version).document

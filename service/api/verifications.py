@@ -11,7 +11,7 @@ from schemas.ballot import VerificationIssuedSchema, VerificationRequestSchema
 from schemas.common import ApiErrorSchema
 
 from ..domain import verification as domain
-from ..domain.campaigns import get_campaign
+from ..domain.campaigns import visible_campaign
 from ..extensions import limiter
 from .ballots import ballot_channel
 
@@ -66,5 +66,5 @@ class Verifications(MethodView):
         Without a token: the web channel; a kiosk token asks for its voter (verify_kiosk).
         """
         channel, _ = ballot_channel()
-        campaign = get_campaign(slug)
+        campaign = visible_campaign(slug, False)
         return domain.request_code(campaign, data["voter_id"], channel).body()

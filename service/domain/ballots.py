@@ -115,6 +115,13 @@ def _effective_time(
     """When the ballot counts as cast; refuses ballots outside the window, and ballots
     dated before their kiosk was registered (``kiosk_since``)."""
     voting = campaign.rules.voting
+    if campaign.draft:  # no voting in a draft, whatever its dates say
+        raise ApiError(
+            403,
+            "voting_not_open",
+            "活动尚未发布 / The campaign has not been published",
+            {"draft": True},
+        )
     opens, closes = voting.opens_at, voting.closes_at
     effective = arrived
     if channel == "kiosk" and cast_at is not None:

@@ -35,8 +35,30 @@ def get_campaign(slug: str) -> Campaign:
     return campaign
 
 
+def visible_campaign(slug: str, include_drafts: bool) -> Campaign:
+    """``get_campaign`` for public readers: a draft is 404 unless ``include_drafts``
+    (an admin token), exactly as a campaign that does not exist."""
+    campaign = get_campaign(slug)
+    if campaign.draft and not include_drafts:
+        raise ApiError(404, "not_found", f"评选活动不存在 / No campaign '{slug}'")
+    return campaign
+
+
+def publish_campaign(campaign: Campaign, actor: str) -> Campaign:
+    """End the draft: the campaign becomes public and today's rules apply (the windows,
+    the entries lock once voting opens, the rules lock with the first ballot or score).
+    409 not_a_draft when it was published already."""
+    if not campaign.draft:
+        raise ApiError(409, "not_a_draft", "活动已发布 / The campaign is already published")
+    campaign.draft = False
+    audit("campaign.publish", actor, campaign.id, slug=campaign.slug)
+    return campaign
+
+
 def rules_locked(campaign: Campaign) -> bool:
-    """Rules lock with the first accepted ballot or score."""
+    """Rules lock with the first accepted ballot or score (never in a draft)."""
+    if campaign.draft:
+        return False
     if campaign.rules_locked_at is not None:
         return True
     return bool(
@@ -53,6 +75,8 @@ def lock_rules(campaign: Campaign) -> None:
 
 def campaign_status(campaign: Campaign, at: datetime | None = None) -> str:
     """draft | upcoming | voting | review | closed, from the windows and the clock."""
+    if campaign.draft:
+        return "draft"
     at = at or now()
     voting, review = campaign.rules.voting, campaign.rules.review
     v_open, v_close = voting.opens_at, voting.closes_at
@@ -78,6 +102,7 @@ def campaign_document(campaign: Campaign) -> dict[str, Any]:
     ]
     return {
         "slug": campaign.slug,
+        "draft": bool(campaign.draft),
         "title": campaign.title,
         "description": campaign.description,
         "timezone": campaign.timezone,
@@ -106,7 +131,14 @@ def campaign_view(campaign: Campaign) -> dict[str, Any]:
 def _canonical(loaded: dict[str, Any]) -> dict[str, Any]:
     # Store what the schema dumps: ISO strings, defaults filled, one canonical form.
     return CampaignSchema(
-        exclude=("status", "rules_locked", "entries_count", "created_at", "updated_at")
+        exclude=(
+            "status",
+            "draft",
+            "rules_locked",
+            "entries_count",
+            "created_at",
+            "updated_at",
+        )
     ).dump(loaded)
 
 
@@ -149,7 +181,7 @@ def create_campaign(data: dict[str, Any], actor: str) -> Campaign:
             f"标识已被使用 / Slug '{doc['slug']}' is taken",
             {"slug": doc["slug"]},
         )
-    campaign = Campaign(slug=doc["slug"])
+    campaign = Campaign(slug=doc["slug"], draft=bool(data.get("draft", False)))
     _apply(campaign, doc)
     db.session.add(campaign)
     try:
@@ -162,7 +194,7 @@ def create_campaign(data: dict[str, Any], actor: str) -> Campaign:
             f"标识已被使用 / Slug '{doc['slug']}' is taken",
             {"slug": doc["slug"]},
         ) from exc
-    audit("campaign.create", actor, campaign.id, slug=campaign.slug)
+    audit("campaign.create", actor, campaign.id, slug=campaign.slug, draft=campaign.draft)
     return campaign
 
 
@@ -195,6 +227,11 @@ def update_campaign(campaign: Campaign, patch: dict[str, Any], actor: str) -> Ca
         raise validation_error({"_schema": ["需要 JSON 对象 / expected a JSON object"]})
     if "slug" in patch and patch["slug"] != campaign.slug:
         raise validation_error({"slug": ["标识不可修改 / the slug cannot change"]})
+    if "draft" in patch and patch["draft"] != campaign.draft:
+        raise validation_error(
+            {"draft": ["请用 POST …/publish-campaign 发布 / publish with POST …/publish-campaign"]}
+        )
+    patch = {k: v for k, v in patch.items() if k != "draft"}
     old = _canonical(CampaignSchema().load(campaign_document(campaign)))
     merged = _merge(old, patch)
     try:
@@ -226,7 +263,10 @@ def update_campaign(campaign: Campaign, patch: dict[str, Any], actor: str) -> Ca
 
 
 def entries_locked(campaign: Campaign) -> bool:
-    """Entries are fixed once voting has opened or anything was cast or scored."""
+    """Entries are fixed once voting has opened or anything was cast or scored (never in
+    a draft: its dates mean nothing until it is published)."""
+    if campaign.draft:
+        return False
     if rules_locked(campaign):
         return True
     opens = campaign.rules.voting.opens_at

@@ -7,6 +7,7 @@ from .campaign import Campaign, Criterion, Entry
 from .publication import MerkleChunk, NightlyMark, Publication, RankingRun
 from .review import Assignment, Expert, Score, ScoreHistory
 from .roll import RollVoter
+from .staff import OneTimeLink, Staff, StaffCampaign, StaffSession
 from .verification import SmsCounter, SmsVerification
 
 __all__ = [
@@ -26,9 +27,13 @@ __all__ = [
     "NightlyMark",
     "Publication",
     "RankingRun",
+    "OneTimeLink",
     "RollVoter",
     "Score",
     "ScoreHistory",
     "SmsCounter",
     "SmsVerification",
+    "Staff",
+    "StaffCampaign",
+    "StaffSession",
 ]

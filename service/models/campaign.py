@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from schemas.rules import CampaignRules
@@ -28,6 +38,9 @@ class Campaign(db.Model):
     selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     rules_locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An explicit draft (created with "draft": true, as the console does): invisible to
+    # the public, no voting whatever the dates, everything editable until published.
+    draft: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The META section of the pabulib file a campaign was imported from, as [key, value]
     # pairs in file order (a list, so no JSON store can reorder it); None otherwise.
     pb_meta: Mapped[list[list[str]] | None] = mapped_column(JSON)

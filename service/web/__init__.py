@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("web", __name__, template_folder="../templates")
 
-from . import kiosk, pages, results, review, vote  # noqa: E402,F401  (routes register on import)
+from . import kiosk, kiosk_link, pages, results, review, vote  # noqa: E402,F401  (routes register on import)

@@ -64,7 +64,10 @@ def _results_shown(campaigns: list[Campaign]) -> dict[int, str]:
 
 @bp.get("/")
 def index():
-    campaigns = list(db.session.scalars(select(Campaign).order_by(Campaign.id)))
+    # Drafts are invisible to the public.
+    campaigns = list(
+        db.session.scalars(select(Campaign).where(Campaign.draft.is_(False)).order_by(Campaign.id))
+    )
     shown = _results_shown(campaigns)
     rows = []
     for c in campaigns:

@@ -22,7 +22,7 @@ from engine.vocabulary import (
     TRIM_MIN_REVIEWS,
 )
 
-from ..domain.campaigns import campaign_status, get_campaign
+from ..domain.campaigns import campaign_status, visible_campaign
 from ..domain.publications import results_document
 from ..errors import ApiError
 from ..models import Campaign
@@ -486,7 +486,7 @@ def _not_published(campaign: Campaign):
 @bp.get("/results/<slug>")
 def results_page(slug: str):
     """The latest publication (or the live provisional run) of a campaign, in words."""
-    campaign = get_campaign(slug)
+    campaign = visible_campaign(slug, False)
     try:
         doc = results_document(campaign)
     except ApiError as exc:

@@ -29,7 +29,7 @@ from ..clock import now
 from ..domain import verification as verify
 from ..domain.access import check_channel, voting_window
 from ..domain.ballots import cast_ballot, normalise_receipt, receipt_lookup
-from ..domain.campaigns import get_campaign, list_entries
+from ..domain.campaigns import list_entries, visible_campaign
 from ..errors import ApiError
 from ..extensions import db, limiter
 from ..models import Ballot, Campaign
@@ -283,7 +283,7 @@ def _not_sending() -> bool:
 )
 def vote(slug: str):
     """GET: a fresh form with a new ballot id. POST: cast, commit, 303 to the receipt."""
-    campaign = get_campaign(slug)
+    campaign = visible_campaign(slug, False)
     refused = _refusal(campaign)
     if refused is not None:
         return refused
