@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from service.config import PROJECT_ROOT, ConfigError, local_base_url, web_address
 from service.extensions import db
 from service.models import Ballot, Campaign, Entry, Expert, Kiosk, Score
-from tests.conftest import campaign_doc
+from tests.support import campaign_doc
 
 
 def test_demo_load_creates_the_three_seed_campaigns(app, client):

@@ -25,6 +25,8 @@ import pytest
 
 from tests.processes import ROOT, descendants, http, wait_until
 
+pytestmark = pytest.mark.slow  # `votes up` as a developer starts it
+
 VOTES = str(Path(sys.executable).parent / "votes")
 DEFAULT = "http://127.0.0.1:8000"
 URL = re.compile(r"https?://[^\s)>\"']+")

@@ -64,6 +64,7 @@ def _postgres_url() -> str | None:
     return url if url.startswith("postgres") else None
 
 
+@pytest.mark.slow  # `votes db upgrade` as a process
 @pytest.mark.skipif(
     _postgres_url() is None,
     reason="runs in the PostgreSQL pass of .ci/run (DATABASE_URL=postgresql://…)",
