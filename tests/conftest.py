@@ -195,12 +195,21 @@ def workers_app(app, monkeypatch):
 
 
 @pytest.fixture
-def short_retries(monkeypatch):
-    """rq's back-off for a failed run (10, 30, 60 s) cut to 1 s for the jobs enqueued in
-    this test, so a test waits for the retry to run, not for the back-off to elapse."""
+def retry_intervals(monkeypatch):
+    """Set rq's back-off for a failed run (10, 30, 60 s in production) for the jobs
+    enqueued in this test: ``retry_intervals([1, 1, 1])``."""
     from workers import queues
 
-    monkeypatch.setattr(queues, "RETRY_INTERVALS", [1, 1, 1])
+    def set_intervals(seconds: list[int]) -> None:
+        monkeypatch.setattr(queues, "RETRY_INTERVALS", seconds)
+
+    return set_intervals
+
+
+@pytest.fixture
+def short_retries(retry_intervals):
+    """A 1 s back-off: a test waits for the retry to run, not for the back-off to elapse."""
+    retry_intervals([1, 1, 1])
 
 
 @pytest.fixture

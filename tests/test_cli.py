@@ -13,6 +13,7 @@ from service.models import Ballot, Campaign, Entry, Expert, Kiosk, Score
 from tests.support import campaign_doc
 
 
+@pytest.mark.slow  # the demo data loaded
 def test_demo_load_creates_the_three_seed_campaigns(app, client):
     """`votes demo load` creates the article's three campaigns with their entries, once."""
     runner = app.test_cli_runner()

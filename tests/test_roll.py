@@ -233,6 +233,7 @@ def test_area_scope_needs_a_roll(client, make_campaign):
 # --- voting by roll ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # hundreds of refused attempts
 def test_invented_numbers_cast_no_ballot_and_a_resident_votes_once(
     client, app, make_campaign, clock
 ):
@@ -498,6 +499,7 @@ def test_no_turnout_without_a_roll(client, app, make_campaign, clock):
 # --- the demo --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the demo data loaded
 def test_the_demo_groups_campaign_votes_by_roll(app, client):
     """楼组之最 has a generated roll per 居民区, and its simulated ballots come from it."""
     result = app.test_cli_runner().invoke(args=["demo", "load"])

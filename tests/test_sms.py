@@ -267,6 +267,7 @@ def test_the_daily_budget_stops_sending_and_alerts_the_office(
     assert ask(client, "13800000009").status_code == 202
 
 
+@pytest.mark.slow  # hundreds of refused attempts
 def test_100_invented_numbers_cast_no_ballot_and_a_resident_votes_once(
     client, app, sms_campaign, many_codes
 ):
@@ -640,6 +641,7 @@ def test_incomplete_provider_settings_refuse_to_start(monkeypatch, env):
         Config()
 
 
+@pytest.mark.slow  # the demo data loaded
 def test_demo_web_ballots_carry_codes(app, client):
     """The demo's 楼组之最 campaign verifies web ballots; the loader's simulated residents
     ask for codes through the real request_code and every web ballot used one."""
