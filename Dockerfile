@@ -4,15 +4,18 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-COPY pyproject.toml README.md gunicorn.conf.py ./
+COPY pyproject.toml requirements.lock README.md gunicorn.conf.py ./
 COPY service ./service
 COPY workers ./workers
 COPY schemas ./schemas
 COPY migrations ./migrations
 # Editable install: the venv points at /app, where the runtime stage puts the same tree
 # (migrations and gunicorn.conf.py are found next to the package). No extras: the
-# embedded Redis and honcho (`local`) are for development only.
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install -e .
+# embedded Redis and honcho (`local`) are for development only. Every dependency comes
+# from the runtime lock (exact versions, hashes checked); the project itself goes on top.
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install -r requirements.lock \
+    && /opt/venv/bin/pip install --no-deps -e .
 
 FROM python:3.11-slim
 RUN groupadd --system --gid 10001 votes \

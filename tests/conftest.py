@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -22,12 +23,20 @@ os.environ["VOTES_INSTANCE"] = _TMP
 os.environ.setdefault("ADMIN_TOKEN", "test-admin-token-0123456789abcdef")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{_TMP}/test.db")
 
-ADMIN_TOKEN = os.environ["ADMIN_TOKEN"]
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def is_postgres() -> bool:
-    return os.environ["DATABASE_URL"].startswith("postgres")
+# After the environment above: the support module imports the service.
+from tests.support import (  # noqa: E402
+    ADMIN,
+    ENTRIES,
+    SCORES,
+    VOTES,
+    Clock,
+    Recorder,
+    add_ballots,
+    add_scores,
+    campaign_doc,
+    exclude,
+    is_postgres,
+)
 
 
 class _AllRecords(logging.Handler):
@@ -126,72 +135,11 @@ def ctx(app):
         yield
 
 
-class Clock:
-    """An injected clock: tests move time explicitly instead of sleeping."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def set(self, at: datetime) -> None:
-        self.at = at
-
-
 @pytest.fixture
 def clock(app) -> Clock:
     c = Clock(datetime(2026, 11, 20, 2, 0, tzinfo=UTC))
     app.config["CLOCK"] = c
     return c
-
-
-def campaign_doc(slug: str = "c1", **overrides) -> dict:
-    """A valid campaign document; voting 2026-11-21..2026-11-28 (Asia/Shanghai)."""
-    doc = {
-        "slug": slug,
-        "title": "优秀案例评选",
-        "timezone": "Asia/Shanghai",
-        "voting": {
-            "opens_at": "2026-11-21T09:00:00+08:00",
-            "closes_at": "2026-11-28T18:00:00+08:00",
-            "min_choices": 1,
-            "max_choices": 3,
-            "limit": "once",
-            "voter_id": "cn_mobile",
-            "channels": ["kiosk", "web"],
-        },
-        "review": {
-            "opens_at": "2026-11-21T09:00:00+08:00",
-            "closes_at": "2026-11-30T18:00:00+08:00",
-            "min_reviews": 3,
-            "criteria": [
-                {"key": "impact", "label": "实效性", "max_points": 40, "weight": 1},
-                {"key": "novelty", "label": "创新性", "max_points": 20, "weight": 1},
-            ],
-        },
-        "ranking": {"public_weight": 0.3, "expert_weight": 0.7},
-        "selection": {"rule": "top", "winners": 2},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(doc.get(key), dict):
-            doc[key] = {**doc[key], **value}
-        else:
-            doc[key] = value
-    return doc
-
-
-ENTRIES = [
-    {
-        "code": "A01",
-        "title": "24小时热线",
-        "category": "党建引领",
-        "area": "江场西路1366弄",
-        "cost": 1000,
-    },
-    {"code": "A02", "title": "团购管理", "category": "团购管理", "area": "龙馨嘉园", "cost": 2000},
-    {"code": "A03", "title": "便民配药", "category": "关怀疏导", "area": "海鹰", "cost": 3000},
-]
 
 
 @pytest.fixture
@@ -207,13 +155,6 @@ def make_campaign(client, clock):
         return r.json
 
     return make
-
-
-def error_code(response) -> str:
-    body = response.get_json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    return body["error"]["code"]
 
 
 @pytest.fixture
@@ -244,12 +185,52 @@ def make_app(app, monkeypatch):
     limiter.init_app(app)
 
 
-def closed_port() -> int:
-    """A local TCP port with nothing listening."""
-    import socket
+@pytest.fixture
+def workers_app(app, monkeypatch):
+    """Jobs run in this process (SimpleWorker) against the test app and its clock."""
+    from workers import jobs
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    monkeypatch.setattr(jobs, "_app", app)
+    return app
+
+
+@pytest.fixture
+def retry_intervals(monkeypatch):
+    """Set rq's back-off for a failed run (10, 30, 60 s in production) for the jobs
+    enqueued in this test: ``retry_intervals([1, 1, 1])``."""
+    from service import queues
+
+    def set_intervals(seconds: list[int]) -> None:
+        monkeypatch.setattr(queues, "RETRY_INTERVALS", seconds)
+
+    return set_intervals
+
+
+@pytest.fixture
+def short_retries(retry_intervals):
+    """A 1 s back-off: a test waits for the retry to run, not for the back-off to elapse."""
+    retry_intervals([1, 1, 1])
+
+
+@pytest.fixture
+def voted(app, make_campaign, workers_app):
+    """Campaign c1 with five ballots (the last one excluded) and three experts' scores."""
+    make_campaign("c1")
+    ballots = add_ballots(app, "c1", VOTES)
+    exclude(app, "c1", ballots[-1][0])
+    add_scores(app, "c1", SCORES)
+    return ballots
+
+
+@pytest.fixture
+def server(app):
+    """The app on a real socket on 127.0.0.1, in a thread: (base URL, recorder)."""
+    from werkzeug.serving import make_server
+
+    recorder = Recorder(app)
+    httpd = make_server("127.0.0.1", 0, recorder, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}", recorder
+    httpd.shutdown()
+    thread.join(timeout=5)

@@ -365,3 +365,47 @@ def established_connections(port: int) -> int:
                 if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
                     count += 1
     return count
+
+
+# Removed from the environment: `make run` on a fresh machine has none of them.
+UNSET = (
+    "PORT",
+    "HOST",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ADMIN_TOKEN",
+    "SECRET_KEY",
+    "VOTER_PEPPER",
+    "VOTES_ENV",
+    "VOTES_DEMO",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "VOTES_EMBEDDED_REDIS_EXTERNAL",
+)
+
+
+def stop(proc: subprocess.Popen, tree: set[int]) -> list[int]:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it), then wait for the
+    whole tree; SIGKILL what is still running after that and return those pids."""
+    tree.update([proc.pid, *descendants(proc.pid)])
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(40)
+    deadline = time.monotonic() + 10
+    while (alive := sorted(p for p in tree if _alive(p))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    """Running (not a zombie awaiting its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from service.extensions import db
 from service.models import ApiToken
-from tests.conftest import ADMIN, campaign_doc, error_code
+from tests.support import ADMIN, campaign_doc, error_code
 
 
 def test_admin_endpoints_refuse_missing_and_unknown_tokens(client, clock):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the benchmark end to end
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

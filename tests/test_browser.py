@@ -15,214 +15,32 @@ say how to install them (CI installs both, see ``.ci/run``).
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import ADMIN
-from tests.test_vote_form import OPEN, PHONE, ballot_count, ballots
+from tests.support import (
+    ADMIN,
+    DESKTOP,
+    OPEN,
+    PHONE,
+    PHONE_SCREEN,
+    RECEIPT_RE,
+    assert_touch_size,
+    ballot_count,
+    ballots,
+    browsing,
+    checked,
+    chromium,
+    shot,
+    submit,
+)
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# The probe's flags; without the background-networking ones Chromium's own connections
-# are refused by this machine's closed network, many at a time.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
-# A phone-sized touch screen; a kiosk tablet is wider, so this is the harder case.
-PHONE_SCREEN = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-    "locale": "zh-CN",
-}
-DESKTOP = {"viewport": {"width": 1280, "height": 900}, "locale": "zh-CN"}
-MIN_TARGET = 44  # CSS px, WCAG 2.5.5 / Apple HIG
-# The server holds each ballot post this long, so that a double tap's second post is
-# sent while the first is still being answered, as on a slow kiosk network.
-POST_DELAY = 0.4
-RECEIPT_RE = r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}"
-TIMEOUT_MS = 10_000
-
+pytestmark = pytest.mark.slow  # a real Chromium against the app
 
 # --- the browser and the server -------------------------------------------------------
-
-
-@contextmanager
-def chromium() -> Iterator:
-    """Debian's Chromium under Playwright; a missing piece fails the test, with the fix."""
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.fail(
-            "The Python package playwright is not installed. Install the dev extras: "
-            "`.venv/bin/pip install -e '.[dev]'` (pyproject.toml pins it). Its browser "
-            "download (`playwright install`) is not needed: the tests use Debian's Chromium.",
-            pytrace=False,
-        )
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}. Install Debian's package: "
-            "`apt-get update && apt-get install -y chromium` (or set CHROMIUM to another "
-            "Chromium binary). Playwright's own browser download does not work offline.",
-            pytrace=False,
-        )
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
-            )
-        except Error as exc:
-            pytest.fail(f"Chromium at {CHROMIUM} did not start: {exc}", pytrace=False)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-class Recorder:
-    """WSGI middleware: what reached the server and what it answered; a delay on ballot
-    posts."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.seen: list[tuple[str, str, str]] = []  # (method, path, status)
-        self.lock = threading.Lock()
-
-    def __call__(self, environ, start_response):
-        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-
-        def recording_start_response(status, headers, exc_info=None):
-            with self.lock:
-                self.seen.append((method, path, status.split()[0]))
-            return start_response(status, headers, exc_info)
-
-        if method == "POST" and path.startswith("/vote/"):
-            time.sleep(POST_DELAY)
-        return self.app(environ, recording_start_response)
-
-    def posts(self, path: str) -> list[str]:
-        """The statuses of the posts to a path, in the order they were answered."""
-        with self.lock:
-            return [status for m, p, status in self.seen if m == "POST" and p == path]
-
-
-@pytest.fixture
-def server(app):
-    """The app on a real socket on 127.0.0.1, in a thread: (base URL, recorder)."""
-    from werkzeug.serving import make_server
-
-    recorder = Recorder(app)
-    httpd = make_server("127.0.0.1", 0, recorder, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", recorder
-    httpd.shutdown()
-    thread.join(timeout=5)
-
-
-HTTP_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
-
-
-class Watch:
-    """Every request, console error and page error of one browser context.
-
-    Chromium logs a console error for every HTTP error answer, the main document's
-    included. The answers a test expects (a refused ballot re-rendered with 422) are
-    declared with ``expect``; any other console error fails the test.
-    """
-
-    def __init__(self, context, base: str) -> None:
-        self.base = base
-        self.requests: list[str] = []
-        self.console_errors: list[str] = []
-        # Every page links its icon (/static/favicon.svg), so no 404 is expected by default.
-        self.expected: set[tuple[str, int]] = set()
-        context.on("request", lambda request: self.requests.append(request.url))
-        context.on("page", self._page)
-
-    def expect(self, path: str, status: int) -> None:
-        self.expected.add((path, status))
-
-    def _page(self, page) -> None:
-        page.on("console", lambda msg: self._console(page, msg))
-        page.on("pageerror", lambda exc: self.console_errors.append(f"{page.url}: {exc}"))
-
-    def _console(self, page, msg) -> None:
-        if msg.type != "error":
-            return
-        http = HTTP_ERROR_LOG.match(msg.text)
-        url = (msg.location or {}).get("url", "")
-        path = url.removeprefix(self.base) if url.startswith(self.base) else None
-        if http and (path, int(http.group(1))) in self.expected:
-            return
-        self.console_errors.append(f"{page.url}: {msg.text} ({url})")
-
-    def check(self) -> None:
-        assert self.requests, "the browser made no request at all"
-        foreign = [u for u in self.requests if not u.startswith(self.base + "/")]
-        assert foreign == [], f"requests to other hosts than {self.base}: {foreign}"
-        assert self.console_errors == [], f"console errors: {self.console_errors}"
-
-
-@contextmanager
-def browsing(browser, base: str, **options) -> Iterator:
-    """A fresh context (own cookies) and page; at the end, the requests and console."""
-    context = browser.new_context(**options)
-    context.set_default_timeout(TIMEOUT_MS)
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=TIMEOUT_MS)
-    watch = Watch(context, base)
-    page = context.new_page()
-    try:
-        yield page, watch
-    finally:
-        context.close()
-    watch.check()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def assert_touch_size(page, selector: str) -> None:
-    """Every element matching the selector is at least 44×44 CSS px on screen."""
-    items = page.locator(selector)
-    assert items.count() > 0, f"nothing matches {selector!r}"
-    for i in range(items.count()):
-        item = items.nth(i)
-        item.scroll_into_view_if_needed()
-        box = item.bounding_box()
-        assert box is not None, f"{selector} #{i} is not displayed"
-        assert box["width"] >= MIN_TARGET and box["height"] >= MIN_TARGET, (
-            f"{selector} #{i} is {box['width']:.0f}×{box['height']:.0f} CSS px, "
-            f"smaller than {MIN_TARGET}×{MIN_TARGET}: {item.inner_text()!r}"
-        )
-
-
-def submit(page, selector: str = "form.ballot button[type=submit]"):
-    """Tap a submit button and wait for the answer; returns the main response."""
-    with page.expect_navigation() as nav:
-        page.tap(selector)
-    return nav.value
 
 
 def error_beside(page, code: str, field: str) -> str:
@@ -239,15 +57,6 @@ def error_beside(page, code: str, field: str) -> str:
         assert error.get_attribute("id") in described
     assert error.is_visible()
     return error.inner_text()
-
-
-def checked(page) -> list[str]:
-    boxes = page.locator("input[name=choices]")
-    return [
-        boxes.nth(i).get_attribute("value")
-        for i in range(boxes.count())
-        if boxes.nth(i).is_checked()
-    ]
 
 
 # --- voting ---------------------------------------------------------------------------
@@ -374,7 +183,7 @@ def test_vote_by_touch_with_errors_a_double_tap_a_receipt_and_a_fresh_form(
 def publish_results(client, app, monkeypatch) -> None:
     """A ballot, a ranking run and its publication, worked by an in-process RQ worker
     (as in test_jobs)."""
-    from tests.test_jobs import drain
+    from tests.support import drain
     from workers import jobs
 
     monkeypatch.setattr(jobs, "_app", app)

@@ -6,7 +6,7 @@ import pytest
 
 from service.extensions import db
 from service.models import AuditEvent
-from tests.conftest import ADMIN, campaign_doc, error_code
+from tests.support import ADMIN, campaign_doc, error_code
 
 
 def test_create_campaign_returns_document_with_defaults(client, clock):

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 from service.config import PROJECT_ROOT, ConfigError, local_base_url, web_address
 from service.extensions import db
 from service.models import Ballot, Campaign, Entry, Expert, Kiosk, Score
-from tests.conftest import campaign_doc
+from tests.support import campaign_doc
 
 
+@pytest.mark.slow  # the demo data loaded
 def test_demo_load_creates_the_seed_campaigns(app, client):
     """`votes demo load` creates the article's campaigns and one open campaign, once."""
     runner = app.test_cli_runner()

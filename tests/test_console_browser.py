@@ -21,10 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import closed_port
-from tests.processes import ROOT, descendants, http, wait_until
-from tests.test_browser import DESKTOP, browsing, chromium
-from tests.test_make_run import UNSET, stop
+from tests.processes import ROOT, UNSET, descendants, http, stop, wait_until
+from tests.support import DESKTOP, browsing, chromium, closed_port
 
 VOTES = str(Path(sys.executable).parent / "votes")
 ARTIFACTS = ROOT / "test-artifacts" / "console"

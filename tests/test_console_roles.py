@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service.console.auth import OPEN_ENDPOINTS
-from tests.conftest import ADMIN, ENTRIES, campaign_doc
 from tests.console_support import console_token, csrf, login, make_staff
+from tests.support import ADMIN, ENTRIES, campaign_doc
 
 # Routes a manager may use outside any campaign: creating a campaign (they are then
 # assigned to it) and registering a kiosk (kiosks serve every campaign).

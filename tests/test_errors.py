@@ -3,7 +3,7 @@
 import pytest
 from flask import Flask
 
-from tests.conftest import ADMIN, error_code
+from tests.support import ADMIN, error_code
 
 
 def test_unknown_api_path_is_json_404(client):
@@ -83,7 +83,7 @@ def test_unexpected_error_is_500_rolled_back_without_trace(crashing_app, app):
 )
 def test_overlong_and_control_characters_are_refused(client, clock, text):
     """Very long strings and control characters get 422 with the field named, not a 500."""
-    from tests.conftest import campaign_doc
+    from tests.support import campaign_doc
 
     r = client.post("/api/v1/campaigns", json=campaign_doc(title=text), headers=ADMIN)
     assert r.status_code == 422 and "title" in r.json["error"]["details"]["fields"]
@@ -91,7 +91,7 @@ def test_overlong_and_control_characters_are_refused(client, clock, text):
 
 def test_emoji_mixed_scripts_and_newlines_are_kept_faithfully(client, clock):
     """Emoji, mixed scripts, tabs and line breaks are stored and shown exactly."""
-    from tests.conftest import campaign_doc
+    from tests.support import campaign_doc
 
     title = "楼组之最 🏠 Building-group 最具人气\tÄ Ω ✓"
     description = "第一行\n第二行 — مرحبا — 👩‍👩‍👧"
@@ -130,12 +130,12 @@ def test_deeply_nested_json_is_400_on_every_json_endpoint(
     logged as an error."""
     import logging
 
-    from tests.test_security import _operations
+    from tests.support import api_operations
 
     make_campaign()
     body = _deep(kind, depth)
     assert len(body) < 1024 * 1024
-    ops = [(m, p) for m, p in _operations(app) if m in ("post", "put", "patch")]
+    ops = [(m, p) for m, p in api_operations(app) if m in ("post", "put", "patch")]
     assert len(ops) >= 12
     with caplog.at_level(logging.WARNING):
         for method, path in ops:

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ADMIN, campaign_doc
 from tests.processes import (
     PostgresServer,
     RedisServer,
@@ -24,6 +23,9 @@ from tests.processes import (
     wait_healthy,
     wait_until,
 )
+from tests.support import ADMIN, campaign_doc
+
+pytestmark = pytest.mark.slow  # real processes stopped and killed
 
 
 def live_campaign(slug: str) -> dict:
@@ -195,7 +197,9 @@ def _bulk_ballots(app, slug: str, n: int) -> None:
         db.session.commit()
 
 
-def test_worker_killed_mid_run_completes_on_retry_once(app, client, make_campaign, logdir):
+def test_worker_killed_mid_run_completes_on_retry_once(
+    app, client, make_campaign, logdir, short_retries
+):
     """SIGKILL to the worker while it computes: the run completes on retry, one publication."""
     import sys
 
@@ -240,8 +244,9 @@ def test_worker_killed_mid_run_completes_on_retry_once(app, client, make_campaig
 
     # rq notices a dead worker when its heartbeat expires (about 90 s); move the clock
     # forward instead of sleeping: the registry's cleanup then hands the job to Retry,
-    # which schedules it after its back-off. The dead worker's scheduler lock outlives it
-    # by a minute, so the test plays the scheduler's part once the back-off is over.
+    # which schedules it after its back-off (1 s here: short_retries). The dead worker's
+    # scheduler lock outlives it by a minute, so the test plays the scheduler's part once
+    # the back-off is over.
     queue = Queue("rankings", connection=get_redis(app.config["REDIS_URL"]))
     StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
     scheduler = RQScheduler([queue], connection=queue.connection)
@@ -249,7 +254,7 @@ def test_worker_killed_mid_run_completes_on_retry_once(app, client, make_campaig
     wait_until(
         lambda: scheduler.enqueue_scheduled_jobs() or queue.count,
         30,
-        0.5,
+        0.1,
         "the retry to become due",
     )
 
@@ -289,7 +294,7 @@ def test_redis_restart_while_a_retry_is_pending_requeues_the_run(
     from service.domain import rankings
     from service.redis_conn import get_redis
     from tests.processes import Process
-    from tests.test_jobs import VOTES, add_ballots, get_run, work_once
+    from tests.support import VOTES, add_ballots, get_run, work_once
     from workers import jobs
 
     redis_server = RedisServer(logdir).start()
@@ -344,7 +349,7 @@ def test_redis_restart_while_a_retry_is_pending_requeues_the_run(
 
 
 def test_redis_blip_while_a_retry_is_pending_the_retry_still_runs(
-    app, client, make_campaign, logdir, monkeypatch
+    app, client, make_campaign, logdir, monkeypatch, retry_intervals
 ):
     """A worker (with its rq scheduler) is running and a retry is scheduled; Redis goes
     away for a few seconds and comes back with its data. The blip can kill rq's scheduler
@@ -352,13 +357,14 @@ def test_redis_blip_while_a_retry_is_pending_the_retry_still_runs(
     (or queues the overdue retry itself), so the run finishes within a minute."""
     import sys
 
+    from rq import Queue
     from rq.job import Job
     from sqlalchemy.exc import OperationalError
 
     from service.domain import rankings
     from service.redis_conn import get_redis
     from tests.processes import Process
-    from tests.test_jobs import VOTES, add_ballots, get_run, work_once
+    from tests.support import VOTES, add_ballots, get_run, work_once
     from workers import jobs
 
     redis_server = RedisServer(logdir).start()
@@ -372,8 +378,11 @@ def test_redis_blip_while_a_retry_is_pending_the_retry_still_runs(
         raise OperationalError("SELECT …", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(rankings, "load_ballots", db_down)
+    # A back-off longer than any start-up and outage, so the retry is surely still pending
+    # through the blip; once Redis is back the test makes it due (time passes).
+    retry_intervals([600, 600, 600])
     run_id = client.post("/api/v1/campaigns/c1/rankings", headers=ADMIN).json["run_id"]
-    work_once(app)  # the first try fails: a retry is scheduled in 10 s
+    work_once(app)  # the first try fails: a retry is scheduled
     monkeypatch.setattr(rankings, "load_ballots", real)
     job_id = get_run(client, run_id)["job_id"]
 
@@ -395,10 +404,23 @@ def test_redis_blip_while_a_retry_is_pending_the_retry_still_runs(
         )
         conn.save()  # the blip keeps the data (dump.rdb)
         redis_server.stop()
-        time.sleep(3)  # the outage itself: the scheduler's next poll fails
+        # The outage lasts until rq's scheduler has polled Redis and died of it (it polls
+        # every second), so the watchdog's restart is what this test exercises.
+        wait_until(
+            lambda: (
+                "Scheduler [PID" in worker.output() and "raised an exception" in worker.output()
+            ),
+            30,
+            0.1,
+            "the scheduler to fail on the outage",
+        )
         redis_server.start()
         back = time.monotonic()
-        assert Job.fetch(job_id, connection=get_redis(redis_server.url)).get_status() == "scheduled"
+        job = Job.fetch(job_id, connection=get_redis(redis_server.url))
+        assert job.get_status() == "scheduled"
+        Queue("rankings", connection=job.connection).scheduled_job_registry.schedule(
+            job, datetime.now(UTC)
+        )
         wait_until(
             lambda: get_run(client, run_id)["status"] == "finished",
             55,

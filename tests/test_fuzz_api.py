@@ -6,6 +6,7 @@ handlers. (schemathesis' pytest plugin does not support pytest 9 yet, so the ope
 are driven with Hypothesis directly.)
 """
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -13,7 +14,9 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import ADMIN
+from tests.support import ADMIN
+
+pytestmark = pytest.mark.slow  # schemathesis fuzzes every operation
 
 EXAMPLES = 15
 CHECKS = [not_a_server_error, response_schema_conformance]

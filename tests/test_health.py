@@ -1,6 +1,6 @@
 """Liveness and readiness."""
 
-from tests.conftest import closed_port, error_code
+from tests.support import closed_port, error_code
 
 
 def test_healthz_and_readyz_ok(client):

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import campaign_doc
 from tests.processes import RedisServer, free_port, gunicorn, http, migrate, wait_healthy
-from tests.test_browser import DESKTOP, RECEIPT_RE, browsing, chromium, shot
-from tests.test_vote_form import PHONE
+from tests.support import DESKTOP, PHONE, RECEIPT_RE, browsing, campaign_doc, chromium, shot
+
+pytestmark = pytest.mark.slow  # nginx, gunicorn and Chromium over TLS
 
 ADMIN_TOKEN = "adm_tls_" + secrets.token_urlsafe(24)
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -3,173 +3,36 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
-import uuid
 from datetime import UTC, datetime
 
-import pytest
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import Job
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from service.extensions import db
 from service.models import (
-    Ballot,
-    BallotChoice,
-    Campaign,
     Entry,
-    Exclusion,
-    Expert,
     MerkleChunk,
     RankingRun,
-    Score,
 )
 from service.queues import RANKINGS
 from service.redis_conn import get_redis
-from tests.conftest import ADMIN, closed_port, error_code
+from tests.support import (
+    ADMIN,
+    VOTES,
+    add_ballots,
+    closed_port,
+    drain,
+    error_code,
+    exclude,
+    get_run,
+    start_run,
+    work_once,
+)
 from workers import jobs
 
 # --- helpers shared with test_publications and test_nightly ------------------------------
-
-
-@pytest.fixture
-def workers_app(app, monkeypatch):
-    """Jobs run in this process (SimpleWorker) against the test app and its clock."""
-    monkeypatch.setattr(jobs, "_app", app)
-    return app
-
-
-def drain(app, rounds: int = 10) -> None:
-    """Work the rankings queue until it is empty, promoting scheduled retries at once
-    (as if their back-off had elapsed)."""
-    conn = get_redis(app.config["REDIS_URL"])
-    queue = Queue(RANKINGS, connection=conn)
-    for _ in range(rounds):
-        SimpleWorker([queue], connection=conn).work(burst=True)
-        scheduled = queue.scheduled_job_registry.get_job_ids()
-        if not scheduled:
-            return
-        for job_id in scheduled:
-            queue.scheduled_job_registry.remove(job_id)
-            queue.enqueue_job(Job.fetch(job_id, connection=conn))
-    raise AssertionError("queue did not drain")
-
-
-def work_once(app) -> None:
-    """One burst of the worker, without promoting retries."""
-    conn = get_redis(app.config["REDIS_URL"])
-    SimpleWorker([Queue(RANKINGS, connection=conn)], connection=conn).work(burst=True)
-
-
-def receipt_code() -> str:
-    raw = secrets.token_hex(8).upper()
-    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
-
-
-def add_ballots(app, slug: str, ballots: list[list[str]], at: datetime | None = None) -> list:
-    """Insert accepted ballots directly (the casting path is tested elsewhere).
-
-    Returns ``(ballot_id, receipt)`` pairs in input order.
-    """
-    at = at or datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
-    out = []
-    with app.app_context():
-        campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
-        ids = dict(
-            db.session.execute(
-                select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
-            ).all()
-        )
-        for codes in ballots:
-            ballot_id, receipt = str(uuid.uuid4()), receipt_code()
-            db.session.add(
-                Ballot(
-                    id=ballot_id,
-                    campaign_id=campaign.id,
-                    voter_key=secrets.token_hex(32),
-                    dedup_slot="once",
-                    channel="web",
-                    cast_at=at,
-                    accepted_at=at,
-                    content_digest=hashlib.sha256(",".join(codes).encode()).hexdigest(),
-                    receipt=receipt,
-                    nonce=secrets.token_hex(16),
-                )
-            )
-            for code in codes:
-                db.session.add(
-                    BallotChoice(ballot_id=ballot_id, entry_id=ids[code], campaign_id=campaign.id)
-                )
-            out.append((ballot_id, receipt))
-        db.session.commit()
-    return out
-
-
-def exclude(app, slug: str, ballot_id: str, reason: str = "同一终端短时间内大量投票") -> None:
-    with app.app_context():
-        campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
-        db.session.add(
-            Exclusion(campaign_id=campaign.id, ballot_id=ballot_id, reason=reason, actor="admin:t")
-        )
-        db.session.commit()
-
-
-def add_scores(app, slug: str, table: dict[str, list[tuple[int, int]]]) -> None:
-    """``table``: entry code -> one (impact, novelty) pair per expert, experts E1, E2..."""
-    with app.app_context():
-        campaign = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
-        ids = dict(
-            db.session.execute(
-                select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
-            ).all()
-        )
-        n = max(len(v) for v in table.values())
-        experts = [Expert(campaign_id=campaign.id, name=f"专家{i + 1}") for i in range(n)]
-        db.session.add_all(experts)
-        db.session.flush()
-        for code, pairs in table.items():
-            for expert, (impact, novelty) in zip(experts, pairs, strict=False):
-                db.session.add(
-                    Score(
-                        campaign_id=campaign.id,
-                        expert_id=expert.id,
-                        entry_id=ids[code],
-                        scores={"impact": impact, "novelty": novelty},
-                        total=impact + novelty,
-                    )
-                )
-        db.session.commit()
-
-
-def start_run(client, slug: str = "c1") -> str:
-    r = client.post(f"/api/v1/campaigns/{slug}/rankings", headers=ADMIN)
-    assert r.status_code == 202, r.json
-    return r.json["run_id"]
-
-
-def get_run(client, run_id: str) -> dict:
-    r = client.get(f"/api/v1/rankings/{run_id}", headers=ADMIN)
-    assert r.status_code == 200, r.json
-    return r.json
-
-
-VOTES = [["A01", "A02"], ["A01"], ["A02", "A03"], ["A01", "A03"], ["A01"]]
-SCORES = {
-    "A01": [(30, 15), (35, 18), (32, 16)],
-    "A02": [(20, 10), (25, 12), (22, 11)],
-    "A03": [(38, 19), (36, 20), (39, 18)],
-}
-
-
-@pytest.fixture
-def voted(app, make_campaign, workers_app):
-    """Campaign c1 with five ballots (the last one excluded) and three experts' scores."""
-    make_campaign("c1")
-    ballots = add_ballots(app, "c1", VOTES)
-    exclude(app, "c1", ballots[-1][0])
-    add_scores(app, "c1", SCORES)
-    return ballots
 
 
 # --- tests ------------------------------------------------------------------------------

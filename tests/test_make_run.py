@@ -14,34 +14,20 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, descendants, http, wait_until
+from tests.processes import ROOT, UNSET, descendants, http, stop, wait_until
+
+pytestmark = pytest.mark.slow  # `votes up` as a developer starts it
 
 VOTES = str(Path(sys.executable).parent / "votes")
 DEFAULT = "http://127.0.0.1:8000"
 URL = re.compile(r"https?://[^\s)>\"']+")
-# Removed from the environment: `make run` on a fresh machine has none of them.
-UNSET = (
-    "PORT",
-    "HOST",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "ADMIN_TOKEN",
-    "SECRET_KEY",
-    "VOTER_PEPPER",
-    "VOTES_ENV",
-    "VOTES_DEMO",
-    "PROMETHEUS_MULTIPROC_DIR",
-    "VOTES_EMBEDDED_REDIS_EXTERNAL",
-)
 
 
 def port_free(port: int) -> bool:
@@ -159,31 +145,3 @@ def test_make_run_serves_every_url_it_prints(tmp_path):
     # Ctrl-C stopped the whole tree: no process left, the port free again.
     assert survivors == [], f"processes left running after Ctrl-C: {survivors}\n{output()}"
     assert listening(8000) == set()
-
-
-def stop(proc: subprocess.Popen, tree: set[int]) -> list[int]:
-    """Ctrl-C (SIGINT to the process group, as a terminal sends it), then wait for the
-    whole tree; SIGKILL what is still running after that and return those pids."""
-    tree.update([proc.pid, *descendants(proc.pid)])
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(40)
-    deadline = time.monotonic() + 10
-    while (alive := sorted(p for p in tree if _alive(p))) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(10)
-    return alive
-
-
-def _alive(pid: int) -> bool:
-    """Running (not a zombie awaiting its parent)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -52,6 +52,7 @@ def _check(url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow  # `votes db upgrade` as a process
 def test_migration_on_empty_sqlite(tmp_path):
     """`votes db upgrade` builds every table and dedup constraint on an empty SQLite file."""
     url = f"sqlite:///{tmp_path}/fresh.db"
@@ -64,6 +65,7 @@ def _postgres_url() -> str | None:
     return url if url.startswith("postgres") else None
 
 
+@pytest.mark.slow  # `votes db upgrade` as a process
 @pytest.mark.skipif(
     _postgres_url() is None,
     reason="runs in the PostgreSQL pass of .ci/run (DATABASE_URL=postgresql://…)",

@@ -14,10 +14,9 @@ from service.extensions import db
 from service.models import Campaign, NightlyMark, Publication, RankingRun
 from service.queues import RANKINGS
 from service.redis_conn import get_redis
-from tests.test_jobs import add_ballots, drain, workers_app
+from tests.support import add_ballots, drain
 from workers import jobs
 
-SHARED_FIXTURES = (workers_app,)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 VOTE_ONLY = {"public_weight": 1, "expert_weight": 0}
 # 18:00 UTC on the 22nd is 02:00 on the 23rd in Shanghai.

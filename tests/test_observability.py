@@ -2,11 +2,14 @@
 
 import json
 import logging
+import secrets
 import uuid
 from datetime import datetime
 
+import pytest
+
 from service.observability import JsonFormatter
-from tests.conftest import ADMIN
+from tests.support import ADMIN
 
 
 def _sample(text: str, name: str, **labels) -> float:
@@ -73,6 +76,7 @@ def test_request_id_that_could_carry_a_voter_id_is_replaced(client):
         )
 
 
+@pytest.mark.slow  # a real gunicorn
 def test_gunicorn_access_log_never_holds_a_voter_like_request_id(tmp_path):
     """The real gunicorn (gunicorn.conf.py) logs the response's request id, never the raw
     header: a phone number sent as X-Request-ID does not reach the access log."""
@@ -188,9 +192,7 @@ def test_metrics_token_is_required_once_configured(make_app):
 
 def test_metrics_are_off_in_production_without_a_token(make_app):
     client = make_app(
-        VOTES_ENV="production",
-        SECRET_KEY="0123456789abcdef" * 2 + "s",
-        VOTER_PEPPER="fedcba9876543210" * 2 + "p",
+        VOTES_ENV="production", SECRET_KEY=secrets.token_hex(32), VOTER_PEPPER=secrets.token_hex(32)
     ).test_client()
     r = client.get("/metrics")
     assert r.status_code == 404 and r.json["error"]["code"] == "not_found"

@@ -50,6 +50,7 @@ def _selected(result: dict) -> set[str]:
     return {row["code"] for row in result["rows"] if row["selected"]}
 
 
+@pytest.mark.slow  # real elections
 @needs_data
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
 def test_official_winners_are_reproduced(app, path):
@@ -79,6 +80,7 @@ def test_official_winners_are_reproduced(app, path):
         assert sum(costs[c] for c in _selected(ranked)) <= inst.budget
 
 
+@pytest.mark.slow  # real elections
 @needs_data
 @pytest.mark.parametrize(
     "path", [f for f in FILES if "Toulouse_2019" not in f.name], ids=lambda p: p.stem

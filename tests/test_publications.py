@@ -14,22 +14,23 @@ from sqlalchemy import func, select
 from engine import merkle
 from service.extensions import db
 from service.models import Ballot, Publication
-from tests.conftest import ADMIN, error_code
-from tests.test_jobs import (
+from tests.support import (
+    ADMIN,
+    APPEAL_ENTRIES,
+    APPEAL_SHEETS,
+    APPEAL_VOTES,
     VOTES,
     add_ballots,
     add_scores,
     drain,
+    error_code,
     exclude,
     get_run,
     start_run,
-    voted,
     work_once,
-    workers_app,
 )
 
 # Fixtures shared with test_jobs: pytest finds them by name in this module.
-SHARED_FIXTURES = (voted, workers_app)
 
 
 def publish(client, slug: str = "c1", body=None) -> dict:
@@ -345,23 +346,6 @@ def test_receipt_proofs_verify_against_the_published_root(
 
 
 # --- recomputing a published score from the document alone (issue 19) -------------------
-
-APPEAL_ENTRIES = [
-    {"code": f"B0{i}", "title": f"项目{i}", "category": "社区", "area": f"片区{i}", "cost": 1000}
-    for i in range(1, 8)
-]
-# The experts' sheets: entry -> (impact /40, novelty /20) per expert E1..E5. E5 is harsh
-# except on B01, where the additive fit lifts it above 100 (published clipped); B07 has
-# no review at all.
-APPEAL_SHEETS = {
-    "B01": [(40, 20), (39, 19), (38, 19), (40, 18), (37, 20)],
-    "B02": [(30, 15), (28, 14), (31, 12), (27, 16), (12, 5)],
-    "B03": [(22, 11), (25, 13), (20, 9), (24, 10), (8, 4)],
-    "B04": [(35, 17), (33, 15), (30, 18)],
-    "B05": [(18, 8), (21, 11), (19, 12), (23, 9), (6, 3)],
-    "B06": [(26, 13), (29, 10)],
-}
-APPEAL_VOTES = [["B01", "B02"], ["B02"], ["B03", "B04"], ["B02", "B05"], ["B06"], ["B01"]]
 
 
 def _recompute(doc: dict, sheets: dict[str, list[tuple[int, int]]]) -> None:

@@ -16,8 +16,9 @@ from sqlalchemy import select, text, update
 from service.domain import rankings
 from service.extensions import db
 from service.models import Ballot, BallotChoice, Campaign, Entry, Exclusion
-from tests.conftest import ENTRIES, is_postgres
-from tests.test_jobs import add_ballots, exclude
+from tests.support import ENTRIES, add_ballots, exclude, is_postgres
+
+pytestmark = pytest.mark.slow  # large elections through the ranking
 
 postgres_only = pytest.mark.skipif(not is_postgres(), reason="the COPY path is PostgreSQL's")
 

@@ -14,7 +14,7 @@ from service.domain import rankings
 from service.domain.campaigns import get_campaign
 from service.domain.publications import publish_run
 from service.extensions import db
-from tests.test_jobs import add_ballots, add_scores, exclude
+from tests.support import add_ballots, add_scores, exclude
 
 VOTING = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # inside c1's voting window
 CLOSED = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # after voting and review
@@ -439,7 +439,7 @@ def test_review_breakdown_shows_raw_adjustment_and_calibrated(
 ):
     """Each review appears with the score the expert gave, the expert's bias or z, and
     the calibrated score; each expert's parameters are listed; all from the JSON."""
-    from tests.test_publications import APPEAL_ENTRIES, APPEAL_SHEETS, APPEAL_VOTES
+    from tests.support import APPEAL_ENTRIES, APPEAL_SHEETS, APPEAL_VOTES
 
     make_campaign(
         "c3",

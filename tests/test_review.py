@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from service.extensions import db
 from service.models import Score, ScoreHistory
-from tests.conftest import ADMIN, error_code
+from tests.support import ADMIN, error_code
 
 REVIEWING = datetime.fromisoformat("2026-11-29T10:00:00+08:00")
 

@@ -12,8 +12,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import ADMIN
-from tests.test_vote_form import Page, page_code
+from tests.support import ADMIN, Page, page_code
 
 REVIEWING = datetime.fromisoformat("2026-11-29T10:00:00+08:00")
 CLOSED = datetime.fromisoformat("2026-11-30T18:00:00+08:00")

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select
 
 from service.extensions import db
 from service.models import AuditEvent, Ballot, RollVoter
-from tests.conftest import ADMIN, error_code
+from tests.support import ADMIN, error_code
 
 OPEN = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # voting open (Shanghai 10:00)
 ROLL = {"eligibility": "roll"}
@@ -219,7 +219,7 @@ def test_the_roll_hashes_with_the_campaign_kind(client, make_campaign, clock):
 
 
 def test_area_scope_needs_a_roll(client, make_campaign):
-    from tests.conftest import campaign_doc
+    from tests.support import campaign_doc
 
     r = client.post(
         "/api/v1/campaigns", json=campaign_doc(voting={"area_scope": True}), headers=ADMIN
@@ -233,6 +233,7 @@ def test_area_scope_needs_a_roll(client, make_campaign):
 # --- voting by roll ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # hundreds of refused attempts
 def test_invented_numbers_cast_no_ballot_and_a_resident_votes_once(
     client, app, make_campaign, clock
 ):
@@ -372,7 +373,7 @@ def test_area_scope_limits_choices_to_the_voters_area_or_grid(client, app, make_
 def test_the_form_explains_roll_refusals(
     client, app, make_campaign, clock, lang, not_on_roll, outside
 ):
-    from tests.test_vote_form import Page, get_form, post_form
+    from tests.support import Page, get_form, post_form
 
     make_campaign(voting={**ROLL, "area_scope": True, "max_choices": 5}, entries=SCOPED_ENTRIES)
     upload(client, f"voter_id,area\n{ON_ROLL},海鹰居民区\n")
@@ -498,6 +499,7 @@ def test_no_turnout_without_a_roll(client, app, make_campaign, clock):
 # --- the demo --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the demo data loaded
 def test_the_demo_groups_campaign_votes_by_roll(app, client):
     """楼组之最 has a generated roll per 居民区, and its simulated ballots come from it."""
     result = app.test_cli_runner().invoke(args=["demo", "load"])

@@ -84,7 +84,7 @@ def test_stored_sections_load_as_typed_rules():
 def test_campaign_rules_follow_an_update(client, app, make_campaign):
     """campaign.rules is rebuilt when a section is replaced (a PATCH)."""
     make_campaign("c1")
-    from tests.conftest import ADMIN
+    from tests.support import ADMIN
 
     r = client.patch("/api/v1/campaigns/c1", json={"voting": {"max_choices": 4}}, headers=ADMIN)
     assert r.status_code == 200, r.json

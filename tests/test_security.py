@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN
+from tests.support import ADMIN, api_operations
 
 
 @pytest.mark.parametrize(
@@ -71,23 +71,13 @@ EXPERT = {
 }
 
 
-def _operations(app):
-    spec = app.test_client().get("/api/openapi.json").json
-    return [
-        (method, path)
-        for path, item in spec["paths"].items()
-        for method in item
-        if method in {"get", "post", "put", "patch", "delete"}
-    ]
-
-
 def _admin_operations(app):
-    return [op for op in _operations(app) if op not in PUBLIC | KIOSK_OR_VOTER | EXPERT]
+    return [op for op in api_operations(app) if op not in PUBLIC | KIOSK_OR_VOTER | EXPERT]
 
 
 def test_every_operation_is_classified(app):
     """The lists above name real operations (a renamed endpoint cannot hide)."""
-    assert set(_operations(app)) >= PUBLIC | KIOSK_OR_VOTER | EXPERT
+    assert set(api_operations(app)) >= PUBLIC | KIOSK_OR_VOTER | EXPERT
 
 
 def test_admin_endpoints_refuse_anonymous_kiosk_and_expert(app, client, make_campaign):

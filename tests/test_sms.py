@@ -17,7 +17,6 @@ import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -25,10 +24,20 @@ from sqlalchemy import func, select
 
 from service.extensions import db
 from service.models import Ballot, SmsCounter, SmsVerification
-from tests.conftest import ADMIN, error_code
-from tests.test_ballots import OPEN, PHONE, _threads, ballot, count_ballots
-
-SMS_VOTING = {"verify": "sms", "channels": ["kiosk", "web"]}
+from tests.support import (
+    ADMIN,
+    OPEN,
+    PHONE,
+    SMS_VOTING,
+    ballot,
+    concurrently,
+    count_ballots,
+    error_code,
+    last_code,
+    outbox,
+    outbox_lines,
+    wrong,
+)
 
 
 @pytest.fixture
@@ -46,22 +55,6 @@ def many_codes(app):
     yield
     app.config["RATELIMIT_SMS_WEB"] = "5 per minute;30 per hour;100 per day"
     app.config["RATELIMIT_BALLOTS_WEB"] = "30 per minute"
-
-
-def outbox(app) -> Path:
-    return Path(app.instance_path) / "sms-outbox.jsonl"
-
-
-def outbox_lines(app) -> list[dict]:
-    path = outbox(app)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
-
-
-def last_code(app) -> str:
-    """What the resident reads on the phone: the code in the newest message."""
-    return re.search(r"验证码为 (\d{6})", outbox_lines(app)[-1]["text"]).group(1)
 
 
 def ask(client, number=PHONE, slug="c1", headers=None):
@@ -83,10 +76,6 @@ def code_for(client, app, number=PHONE, slug="c1") -> dict:
     return {"id": r.json["verification_id"], "code": last_code(app)}
 
 
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10**6:06d}"
-
-
 # --- the campaign document ------------------------------------------------------------
 
 
@@ -96,7 +85,7 @@ def test_verify_sms_needs_mobile_numbers_and_the_budget_stays_editable(
     """verify: sms with resident ids is refused (422); sms_daily_budget can be raised
     after ballots lock the rules, verify itself cannot be changed."""
     doc = {"verify": "sms", "voter_id": "cn_resident_id"}
-    from tests.conftest import campaign_doc
+    from tests.support import campaign_doc
 
     r = client.post("/api/v1/campaigns", json=campaign_doc("bad", voting=doc), headers=ADMIN)
     assert r.status_code == 422 and "verify" in r.json["error"]["details"]["fields"]["voting"]
@@ -278,6 +267,7 @@ def test_the_daily_budget_stops_sending_and_alerts_the_office(
     assert ask(client, "13800000009").status_code == 202
 
 
+@pytest.mark.slow  # hundreds of refused attempts
 def test_100_invented_numbers_cast_no_ballot_and_a_resident_votes_once(
     client, app, sms_campaign, many_codes
 ):
@@ -331,7 +321,7 @@ def test_ballots_racing_with_one_code_record_one(app, client, make_campaign, clo
         )
         return r.status_code, r.get_json()
 
-    results = _threads(8, cast)
+    results = concurrently(8, cast)
     statuses = sorted(s for s, _ in results)
     assert statuses == [201] + [422] * 7, results
     assert {b["error"]["code"] for s, b in results if s == 422} == {"invalid_code"}
@@ -625,7 +615,7 @@ def test_a_stalled_provider_costs_a_web_worker_a_bounded_time(
 
 
 def test_an_unreachable_provider_is_503(make_app, make_campaign, clock, app):
-    from tests.conftest import closed_port
+    from tests.support import closed_port
 
     make_campaign("c1", voting=SMS_VOTING)
     application = make_app(**ALIYUN_ENV, SMS_ALIYUN_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
@@ -651,6 +641,7 @@ def test_incomplete_provider_settings_refuse_to_start(monkeypatch, env):
         Config()
 
 
+@pytest.mark.slow  # the demo data loaded
 def test_demo_web_ballots_carry_codes(app, client):
     """The demo's 楼组之最 campaign verifies web ballots; the loader's simulated residents
     ask for codes through the real request_code and every web ballot used one."""

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import re
 
-from tests.test_browser import (  # noqa: F401  (server is a fixture)
+import pytest
+
+from tests.support import (
+    OPEN,
+    PHONE,
     PHONE_SCREEN,
     RECEIPT_RE,
+    SMS_VOTING,
     assert_touch_size,
+    ballots,
     browsing,
     checked,
     chromium,
-    server,
+    last_code,
+    outbox_lines,
     shot,
     submit,
+    wrong,
 )
-from tests.test_sms import SMS_VOTING, last_code, outbox_lines, wrong
-from tests.test_vote_form import OPEN, PHONE, ballots
+
+pytestmark = pytest.mark.slow  # a real Chromium against the app
 
 
-def test_vote_with_an_sms_code_in_the_browser(server, app, clock, make_campaign):  # noqa: F811
+def test_vote_with_an_sms_code_in_the_browser(server, app, clock, make_campaign):
     base, recorder = server
     make_campaign("c1", voting={**SMS_VOTING, "max_choices": 2})
     clock.set(OPEN)

@@ -10,8 +10,16 @@ from datetime import timedelta
 
 import pytest
 
-from tests.test_sms import SMS_VOTING, last_code, outbox_lines
-from tests.test_vote_form import OPEN, PHONE, Page, ballot_count, get_form
+from tests.support import (
+    OPEN,
+    PHONE,
+    SMS_VOTING,
+    Page,
+    ballot_count,
+    get_form,
+    last_code,
+    outbox_lines,
+)
 
 
 @pytest.fixture
@@ -101,7 +109,7 @@ def test_resend_too_soon_and_expired_code_in_the_form(client, app, sms_campaign,
 
 def test_kiosks_keep_todays_form(client, app, sms_campaign):
     """An enrolled kiosk (attended) sees no code step unless verify_kiosk."""
-    from tests.test_vote_form import enrol, new_kiosk, post_form
+    from tests.support import enrol, new_kiosk, post_form
 
     assert enrol(client, new_kiosk(client)["token"]).status_code in (200, 303)
     form = get_form(client)

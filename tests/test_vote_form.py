@@ -10,7 +10,6 @@ import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import urlencode
@@ -23,75 +22,23 @@ from urllib.request import (
 )
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from tests.conftest import ADMIN
+from tests.support import (
+    ADMIN,
+    OPEN,
+    PHONE,
+    Page,
+    ballot_count,
+    ballots,
+    enrol,
+    get_form,
+    new_kiosk,
+    page_code,
+    post_form,
+)
 
-OPEN = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, voting open
 AFTER_CLOSE = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)  # 19:00, an hour after closing
-PHONE = "13912345678"
-
-
-class Page(HTMLParser):
-    """Just enough of an HTML page for the assertions: inputs, links, errors, metas."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.html = html
-        self.inputs: list[dict] = []
-        self.urls: list[str] = []
-        self.metas: list[dict] = []
-        self.scripts = 0
-        self.described: dict[str, str] = {}  # element id/name -> aria-describedby
-        self.errors: list[dict] = []
-        self._error: dict | None = None
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: (v if v is not None else "") for k, v in attrs}
-        self.urls += [a[k] for k in ("src", "href", "action") if k in a]
-        if tag == "script":
-            self.scripts += 1
-        if tag == "input":
-            self.inputs.append(a)
-        if tag == "meta":
-            self.metas.append(a)
-        if "aria-describedby" in a:
-            self.described[a.get("id") or a.get("name") or tag] = a["aria-describedby"]
-        if "data-code" in a:
-            self._error = {**a, "text": ""}
-            self.errors.append(self._error)
-
-    def handle_endtag(self, tag):
-        if tag == "p":
-            self._error = None
-
-    def handle_data(self, data):
-        if self._error is not None:
-            self._error["text"] += data
-
-    def value(self, name: str) -> str | None:
-        for item in self.inputs:
-            if item.get("name") == name:
-                return item.get("value")
-        return None
-
-    def input(self, name: str) -> dict:
-        return next(i for i in self.inputs if i.get("name") == name)
-
-    def checked(self) -> list[str]:
-        return [i["value"] for i in self.inputs if i.get("name") == "choices" and "checked" in i]
-
-    def error(self, code: str) -> dict:
-        found = [e for e in self.errors if e.get("data-code") == code]
-        assert found, f"no error {code!r} on the page: {self.errors}"
-        return found[0]
-
-    def refresh(self) -> str | None:
-        for meta in self.metas:
-            if meta.get("http-equiv", "").lower() == "refresh":
-                return meta.get("content")
-        return None
 
 
 @pytest.fixture
@@ -104,62 +51,6 @@ def open_campaign(make_campaign, clock):
         return doc
 
     return make
-
-
-def page_code(response) -> str:
-    """The error code an HTML error page (templates/error.html) shows."""
-    match = re.search(r"<code>([a-z_]+)</code>", response.text)
-    assert match, response.text
-    return match.group(1)
-
-
-def get_form(client, slug: str = "c1", query: str = "") -> Page:
-    response = client.get(f"/vote/{slug}{query}")
-    assert response.status_code == 200, response.text
-    return Page(response.text)
-
-
-def post_form(client, page: Page, voter_id: str, choices, slug: str = "c1", query: str = ""):
-    data = {
-        "csrf_token": page.value("csrf_token"),
-        "ballot_id": page.value("ballot_id"),
-        "voter_id": voter_id,
-        "choices": list(choices),
-    }
-    return client.post(f"/vote/{slug}{query}", data=data)
-
-
-def ballots(app) -> list:
-    from service.extensions import db
-    from service.models import Ballot
-
-    with app.app_context():
-        rows = db.session.scalars(select(Ballot)).all()
-        db.session.expunge_all()
-        return rows
-
-
-def ballot_count(app) -> int:
-    from service.extensions import db
-    from service.models import Ballot
-
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(Ballot))
-
-
-def new_kiosk(client, name: str = "街道大厅 1 号机") -> dict:
-    r = client.post("/api/v1/kiosks", json={"name": name}, headers=ADMIN)
-    assert r.status_code == 201, r.json
-    return r.json
-
-
-def enrol(client, token: str):
-    confirm = client.get(f"/kiosk/enrol?token={token}")
-    assert confirm.status_code == 200, confirm.text
-    page = Page(confirm.text)
-    return client.post(
-        "/kiosk/enrol", data={"token": token, "csrf_token": page.value("csrf_token")}
-    )
 
 
 # --- the form -----------------------------------------------------------------------
@@ -707,7 +598,7 @@ def test_receipt_on_a_kiosk_has_no_links_away(client, make_campaign, clock):
     import uuid
     from datetime import datetime
 
-    from tests.conftest import ADMIN
+    from tests.support import ADMIN
 
     make_campaign()
     clock.set(datetime.fromisoformat("2026-11-22T10:00:00+08:00"))
@@ -719,7 +610,7 @@ def test_receipt_on_a_kiosk_has_no_links_away(client, make_campaign, clock):
     ).json["receipt"]
     web_page = client.get(f"/vote/c1/receipt/{receipt}").get_data(as_text=True)
     assert 'href="/api/v1/receipts/' in web_page
-    from tests.test_vote_form import Page
+    from tests.support import Page
 
     confirm = Page(client.get(f"/kiosk/enrol?token={token}").text)
     client.post("/kiosk/enrol", data={"token": token, "csrf_token": confirm.value("csrf_token")})

@@ -130,6 +130,7 @@ mobiles = st.builds(
 )
 
 
+@pytest.mark.slow  # hypothesis, many examples
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), mobile=mobiles)
 def test_every_spelling_of_a_mobile_gives_one_key_or_a_refusal(data, mobile):
@@ -150,6 +151,7 @@ resident_ids = st.builds(
 )
 
 
+@pytest.mark.slow  # hypothesis, many examples
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), rid=resident_ids)
 def test_every_spelling_of_a_resident_id_gives_one_key_or_a_refusal(data, rid):
@@ -186,6 +188,7 @@ def member_spelling(draw, code: str) -> str:
     code=st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,11}", fullmatch=True)
     | st.from_regex(r"海鹰[A-Z][0-9]{2}", fullmatch=True),
 )
+@pytest.mark.slow  # hypothesis, many examples
 def test_every_spelling_of_a_member_code_gives_one_key_or_a_refusal(data, code):
     """Case, full-width forms, Cyrillic or Greek look-alike letters and invisible
     characters never make a second voter out of one member code."""

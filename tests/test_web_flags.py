@@ -12,8 +12,7 @@ from sqlalchemy import select, text
 
 from service.extensions import db
 from service.models import Ballot
-from tests.conftest import ADMIN, error_code
-from tests.test_jobs import drain, get_run, start_run, workers_app  # noqa: F401
+from tests.support import ADMIN, drain, error_code, get_run, start_run
 
 OPEN = datetime.fromisoformat("2026-11-22T10:00:00+08:00")
 SCRIPT_IP = "203.0.113.7"

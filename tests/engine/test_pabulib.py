@@ -23,6 +23,7 @@ def _pabulib_dir() -> Path:
 
 PB_DIR = _pabulib_dir()
 PB_FILES = sorted(PB_DIR.glob("*.pb")) if PB_DIR.is_dir() else []
+# The real elections: slow (marked so), and run only where the files are.
 needs_files = pytest.mark.skipif(
     not PB_FILES, reason=f"no pabulib files in {PB_DIR} (set PABULIB_DIR to run these)"
 )
@@ -67,6 +68,7 @@ SMALL = (
 # -- the real elections ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_files
 @by_name
 def test_official_rule_fits_the_budget(path):
@@ -76,6 +78,7 @@ def test_official_rule_fits_the_budget(path):
     assert inst.costs()[chosen].sum() <= inst.budget
 
 
+@pytest.mark.slow
 @needs_files
 @with_official_winners
 def test_official_rule_reproduces_official_winners(path):
@@ -84,6 +87,7 @@ def test_official_rule_reproduces_official_winners(path):
     assert set(run_rule(inst)) == inst.selected()
 
 
+@pytest.mark.slow
 @needs_files
 @greedy_files
 def test_greedy_files_spend_until_nothing_fits(path):
@@ -96,6 +100,7 @@ def test_greedy_files_spend_until_nothing_fits(path):
     assert all(costs[i] > left for i in rest)
 
 
+@pytest.mark.slow
 @needs_files
 @by_name
 def test_round_trip_is_exact(path):
@@ -106,6 +111,7 @@ def test_round_trip_is_exact(path):
     assert dumps(again) == dumps(inst)
 
 
+@pytest.mark.slow
 @needs_files
 @approval_with_votes
 def test_counted_votes_match_the_votes_column(path):
@@ -118,6 +124,7 @@ def test_counted_votes_match_the_votes_column(path):
     assert np.bincount(approvals.indices, minlength=len(inst.projects)).tolist() == counted.tolist()
 
 
+@pytest.mark.slow
 @needs_files
 def test_assen_official_winners_need_add1_but_not_greedy_completion():
     """Assen 2024: plain MES spends too little, add1 gives the official winners, and an
@@ -133,6 +140,7 @@ def test_assen_official_winners_need_add1_but_not_greedy_completion():
     assert set(run_rule(inst, "equalshares/add1/greedy")) > official
 
 
+@pytest.mark.slow
 @needs_files
 def test_cumulative_ballots_are_not_approvals():
     """A cumulative-vote file parses, but asking for approval ballots is refused."""
