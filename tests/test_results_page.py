@@ -149,7 +149,7 @@ def test_results_page_shows_the_ranked_table_in_chinese(client, published):
         assert "winner" in page.rows[code]["class"]
         assert cells(page, code)["award"] == f"★ {award}"
     for code in ("A05", "A04", "A02"):
-        assert "winner" not in page.rows[code]["class"] and cells(page, code)["award"] == ""
+        assert "winner" not in page.rows[code]["class"] and cells(page, code)["award"] == "未入选"
     assert page.rows["A05"]["flags"] == ["insufficient_reviews"]
     assert cells(page, "A05")["flags"] == "评审数不足"
     assert cells(page, "A04")["flags"] == "所在类别名额已满"
@@ -205,7 +205,8 @@ def test_numbers_on_the_page_match_the_json_results(client, published):
         assert shown["area"] == row["area"]
         assert int(shown["votes"]) == row["votes"] and int(shown["reviews"]) == row["reviews"]
         for key in ("vote_score", "expert_score", "combined"):
-            assert float(shown[key]) == pytest.approx(row[key], abs=1e-9), key
+            # Two decimals on the page; the JSON keeps the published precision.
+            assert shown[key] == f"{row[key]:.2f}", key
     for key in ("ballots_counted", "ballots_excluded", "reviews"):
         assert re.search(rf'data-count="{key}">{doc[key]}<', html), key
     assert doc["ballots_excluded"] == 1 and doc["reviews"] == 17
@@ -272,7 +273,7 @@ def test_chart_stays_readable_with_ninety_entries(client, app, make_campaign):
     assert all(b["expert"] == 0 for b in bars)
     ys = [float(g.find("rect").get("y")) for g in root.iter("g") if g.get("data-code")]
     assert all(b - a >= 12 for a, b in zip(ys, ys[1:], strict=False))
-    assert float(root.get("height")) < 90 * 20 + 100
+    assert float(root.get("height")) < 90 * 40 + 100
     assert "只按公众投票排名" in html
     # A vote-only campaign has no expert columns.
     assert "expert_score" not in cells(page, "B007") and "votes" in cells(page, "B007")
@@ -455,20 +456,20 @@ def test_review_breakdown_shows_raw_adjustment_and_calibrated(
     for row in doc["rows"]:
         for d in row["review_detail"]:
             shown = page.entries[row["code"]][d["expert"]]
-            assert float(shown["raw"]) == d["raw"]
-            assert float(shown["calibrated"]) == d["calibrated"]
+            assert shown["raw"] == f"{d['raw']:.2f}"
+            assert shown["calibrated"] == f"{d['calibrated']:.2f}"
             if calibration == "additive":
-                assert shown["adjust"] == f"偏差 {d['bias']:g}"
+                assert shown["adjust"] == f"偏差 {d['bias']:.2f}"
             else:
-                assert shown["adjust"] == f"z = {d['z']:g}"
+                assert shown["adjust"] == f"z = {d['z']:.2f}"
     clipped = [d for d in doc["rows"][0]["review_detail"] if d.get("clipped")]
     for expert, p in doc["calibration"]["experts"].items():
         if calibration == "additive":
-            assert float(page.params[expert]["bias"]) == pytest.approx(p["bias"], abs=6e-5)
+            assert float(page.params[expert]["bias"]) == pytest.approx(p["bias"], abs=0.005)
         else:
-            assert float(page.params[expert]["mean"]) == pytest.approx(p["mean"], abs=6e-5)
+            assert float(page.params[expert]["mean"]) == pytest.approx(p["mean"], abs=0.005)
             std = float(page.params[expert]["std"].split("(")[0])
-            assert std == pytest.approx(p["std"], abs=6e-5)
+            assert std == pytest.approx(p["std"], abs=0.005)
             assert ("z 取 0" in page.params[expert]["std"]) == p["flat"]
     html = client.get("/results/c3").text
     assert "校正后的评审分限制在 0 到 100 之间" in html
