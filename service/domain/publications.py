@@ -14,7 +14,7 @@ import io
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from engine import merkle
 
@@ -67,13 +67,18 @@ def latest_head(slug: str):
     publication, or None when it has none (or no such campaign): one indexed query, asked
     on every request of a cached results representation, so a new publication is served
     at once and a campaign without one is never served from a cache."""
-    return db.session.execute(
-        select(Campaign.id, Campaign.updated_at, Publication.version, Publication.digest)
-        .join(Publication, Publication.campaign_id == Campaign.id)
-        .where(Campaign.slug == slug)
-        .order_by(Publication.version.desc())
-        .limit(1)
-    ).first()
+    # Core, not the ORM session: this runs on every hit of the hottest public page.
+    with db.engine.connect() as conn:
+        return conn.execute(_LATEST_HEAD, {"slug": slug}).first()
+
+
+_LATEST_HEAD = (
+    select(Campaign.id, Campaign.updated_at, Publication.version, Publication.digest)
+    .join(Publication, Publication.campaign_id == Campaign.id)
+    .where(Campaign.slug == bindparam("slug"))
+    .order_by(Publication.version.desc())
+    .limit(1)
+)
 
 
 def publication_for_run(run_id: str) -> Publication | None:
