@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from bench import env as bench_env
 
-SECTIONS = ("kiosk", "batch", "ranking", "mes")
+SECTIONS = ("kiosk", "batch", "ranking", "mes", "results")
 
 
 def log(message: str) -> None:
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = bench_env.Settings()
     # the MES section alone needs only pabutools and the pabulib files
-    services = any(x in sections for x in ("kiosk", "batch", "ranking"))
+    services = any(x in sections for x in ("kiosk", "batch", "ranking", "results"))
     try:
         bench_env.check_prerequisites(settings, services=services)
     except bench_env.Missing as exc:
@@ -137,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [int(s) for s in args.sizes.split(",") if s]
             log(f"3/5. ranking runs at {', '.join(f'{n:,}' for n in sizes)} ballots")
             results["sections"]["ranking"] = ranking.run(stack, sizes, args.rounds, log)
+        if "results" in sections:
+            from bench import results_page
+
+            log(f"6. public results page: wrk -c16 -t2 -d{args.duration}s, service vs bare app")
+            results["sections"]["results"] = results_page.run(
+                stack, settings.database_url, args.rounds, args.duration, log
+            )
     finally:
         if stack is not None:
             stack.stop()

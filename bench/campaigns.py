@@ -43,7 +43,9 @@ def campaign_doc(slug: str, opens_at: datetime, closes_at: datetime) -> dict:
     }
 
 
-def create_campaign(stack: Stack, slug: str, *, window: str = "open") -> dict:
+def create_campaign(
+    stack: Stack, slug: str, *, window: str = "open", n_entries: int = N_ENTRIES
+) -> dict:
     """A campaign with N_ENTRIES entries whose voting window is open now ("open") or
     was open for the last ten days and closed an hour ago ("closed", for loaded data).
 
@@ -61,7 +63,7 @@ def create_campaign(stack: Stack, slug: str, *, window: str = "open") -> dict:
             "area": f"居民区{i % 8}",
             "cost": 1000 * (i % 9 + 1),
         }
-        for i, code in enumerate(codes())
+        for i, code in enumerate(codes(n_entries))
     ]
     stack.call("POST", f"/api/v1/campaigns/{slug}/entries", entries)
     if window == "open":

@@ -8,6 +8,7 @@ import random
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 from bench.campaigns import N_ENTRIES, codes, create_campaign, register_kiosk
 from bench.env import BENCH_DIR, Stack
@@ -20,7 +21,9 @@ WRK_THREADS = 2
 BATCH_SIZE = 500
 
 
-def run_wrk(base: str, path: str, token: str, prefix: str, duration: int) -> dict:
+def run_wrk(
+    base: str, path: str, token: str, prefix: str, duration: int, script: Path = LUA
+) -> dict:
     """One wrk run; returns requests/s, latency percentiles (ms) and non-201 answers."""
     env = {
         **os.environ,
@@ -39,7 +42,7 @@ def run_wrk(base: str, path: str, token: str, prefix: str, duration: int) -> dic
         "--timeout",
         "10s",
         "-s",
-        str(LUA),
+        str(script),
         base,
     ]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 60)

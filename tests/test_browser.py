@@ -256,6 +256,25 @@ def test_expert_scores_in_the_browser_and_results_render(
             "A02",
             "A03",
         ]
+        # Published while voting is open: an interim version, and it says so.
+        assert "中期结果（投票进行中）" in page.locator(".interim-banner").inner_text()
         shot(page, "10-results-zh")
         page.set_viewport_size({"width": 390, "height": 844})
+        page.reload()
+        # Readable on a phone: no horizontal scroll of the page, one card per entry with
+        # its result (award or 未入选) inside the screen, the chart labelled by titles.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        for code in ("A01", "A02", "A03"):
+            award = page.locator(f"#entry-{code} td[data-col=award]")
+            assert award.is_visible()
+            box = award.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (code, box)
+            assert award.inner_text().strip() in ("★ 入选", "未入选") or "★" in award.inner_text()
+        chart_box = chart.bounding_box()
+        assert chart_box["x"] >= 0 and chart_box["x"] + chart_box["width"] <= 390
+        labels = chart.locator("text.bar-label").all_text_contents()
+        assert any("24小时热线" in label for label in labels), labels
+        # Two decimals on the page; the JSON keeps the published four.
+        combined = page.locator("#entry-A01 td[data-col=combined]").inner_text().strip()
+        assert re.fullmatch(r"\d+\.\d{2}", combined), combined
         shot(page, "11-results-phone-zh")

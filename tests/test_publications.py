@@ -123,6 +123,7 @@ def test_publish_makes_results_csv_and_version_public(client, app, voted):
         "selected",
         "award",
         "flags",
+        "interim",
     ]
     assert [row[1] for row in rows[1:]] == [row["code"] for row in doc["rows"]]
     titles = {row[1]: row[2] for row in rows[1:]}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from schemas.common import ApiErrorSchema
 
+from .. import http_cache
 from ..auth import is_admin
 from ..domain import publications as domain
-from ..domain.campaigns import visible_campaign
+from ..domain.campaigns import get_campaign, visible_campaign
 
 blp = Blueprint(
     "results",
@@ -20,6 +23,21 @@ blp = Blueprint(
 )
 
 DOCUMENT = {"type": "object", "description": "The publication document (DESIGN.md)"}
+
+# Bump when the JSON or CSV a publication is served as changes shape.
+FORMAT_VERSION = "r17-1"
+
+
+def _json(document: dict) -> tuple[bytes, str]:
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8"), "application/json"
+
+
+def _key(kind: str, head) -> str:
+    return (
+        f"{kind}:{head.id}:{head.version}:{head.digest}:"
+        f"{head.updated_at.timestamp()}:{FORMAT_VERSION}"
+    )
 
 
 @blp.route("/<slug>/results")
@@ -34,8 +52,26 @@ class Results(MethodView):
     )
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_published")
     def get(self, slug):
-        """The latest publication (or, with ``results.live``, a provisional run)."""
-        return domain.results_document(visible_campaign(slug, is_admin()))
+        """The latest publication (or, with ``results.live``, a provisional run).
+
+        A publication is served with a strong ETag and a short ``max-age`` (a newer
+        version replaces it); the provisional run is marked ``no-cache``."""
+        head = domain.latest_head(slug)
+        if head is None:
+            campaign = visible_campaign(slug, is_admin())
+            body, mimetype = _json(domain.results_document(campaign))
+            response = Response(body, mimetype=mimetype)
+            response.headers["Cache-Control"] = http_cache.UNCACHED
+            return response
+
+        def render():
+            campaign = get_campaign(slug)
+            publication = domain.get_publication(campaign, head.version)
+            return _json(domain.publication_document(campaign, publication))
+
+        return http_cache.cached(
+            _key("results-json", head), render, http_cache.LATEST_CACHE_CONTROL
+        )
 
 
 @blp.route("/<slug>/results.csv")
@@ -50,16 +86,25 @@ class ResultsCsv(MethodView):
     )
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_published")
     def get(self, slug):
-        """The latest publication as CSV (UTF-8 with BOM, for spreadsheet programs)."""
-        text, version = domain.results_csv(visible_campaign(slug, is_admin()))
-        return Response(
-            text.encode("utf-8"),
-            mimetype="text/csv",
-            headers={
-                "Content-Type": "text/csv; charset=utf-8",
-                "Content-Disposition": f'attachment; filename="{slug}-results-v{version}.csv"',
-            },
+        """The latest publication as CSV (UTF-8 with BOM, for spreadsheet programs), with
+        an ``interim`` column; cached like the JSON."""
+        head = domain.latest_head(slug)
+        if head is None:
+            # raises 404 not_found / not_published
+            domain.results_csv(visible_campaign(slug, is_admin()))
+
+        def render():
+            campaign = get_campaign(slug)
+            publication = domain.get_publication(campaign, head.version)
+            return domain.publication_csv(campaign, publication).encode("utf-8"), "text/csv"
+
+        response = http_cache.cached(
+            _key("results-csv", head), render, http_cache.LATEST_CACHE_CONTROL
         )
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="{slug}-results-v{head.version}.csv"'
+        )
+        return response
 
 
 @blp.route("/<slug>/publications/<int(max=2147483647):version>")
@@ -74,5 +119,15 @@ class PublicationItem(MethodView):
     )
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_found")
     def get(self, slug, version):
-        """One published version, as published."""
-        return domain.get_publication(visible_campaign(slug, is_admin()), version).document
+        """One published version, as published (immutable: cached for a year)."""
+        campaign = visible_campaign(slug, is_admin())
+        publication = domain.get_publication(campaign, version)
+        key = (
+            f"publication-json:{campaign.id}:{version}:{publication.digest}:"
+            f"{campaign.updated_at.timestamp()}:{FORMAT_VERSION}"
+        )
+        return http_cache.cached(
+            key,
+            lambda: _json(domain.publication_document(campaign, publication)),
+            http_cache.VERSION_CACHE_CONTROL,
+        )

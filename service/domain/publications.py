@@ -11,9 +11,10 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from engine import merkle
 
@@ -22,6 +23,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import Ballot, Campaign, Exclusion, MerkleChunk, Publication, RankingRun
 from .audit import audit
+from .campaigns import campaign_status
 from .rankings import digest, has_ballot_tree, latest_finished_run
 
 CSV_COLUMNS = [
@@ -38,7 +40,12 @@ CSV_COLUMNS = [
     "selected",
     "award",
     "flags",
+    "interim",
 ]
+
+# Fields a reader derives for a publication stored before they existed; they are not part
+# of its digest (README "Rankings and publications").
+DERIVED_FIELDS = "derived_fields"
 
 
 class PublishError(ApiError):
@@ -53,6 +60,25 @@ def latest_publication(campaign_id: int) -> Publication | None:
         .order_by(Publication.version.desc())
         .limit(1)
     )
+
+
+def latest_head(slug: str):
+    """(campaign id, campaign updated_at, version, digest) of a campaign's latest
+    publication, or None when it has none (or no such campaign, or a draft): one indexed query, asked
+    on every request of a cached results representation, so a new publication is served
+    at once and a campaign without one is never served from a cache."""
+    # Core, not the ORM session: this runs on every hit of the hottest public page.
+    with db.engine.connect() as conn:
+        return conn.execute(_LATEST_HEAD, {"slug": slug}).first()
+
+
+_LATEST_HEAD = (
+    select(Campaign.id, Campaign.updated_at, Publication.version, Publication.digest)
+    .join(Publication, Publication.campaign_id == Campaign.id)
+    .where(Campaign.slug == bindparam("slug"), Campaign.draft.is_(False))
+    .order_by(Publication.version.desc())
+    .limit(1)
+)
 
 
 def publication_for_run(run_id: str) -> Publication | None:
@@ -124,11 +150,13 @@ def publish_run(
         or 0
     ) + 1
     published_at = now()
+    campaign = db.session.get(Campaign, campaign_id)
     document = {
         **run.result,
         "version": version,
         "published_at": published_at.isoformat(),
         "run_id": run.id,
+        **interim_fields(campaign, published_at),
     }
     document["digest"] = digest(document)
     publication = Publication(
@@ -150,6 +178,46 @@ def publish_run(
         digest=document["digest"],
     )
     return publication
+
+
+# --- interim or final -------------------------------------------------------------------
+
+
+def results_final_at(campaign: Campaign) -> datetime | None:
+    """When voting and review have both closed: the later ``closes_at`` of the windows
+    the campaign has (a window without ``opens_at`` is not part of it). None when a window
+    it has never closes (every publication is interim) or it has none at all."""
+    closes = []
+    for window in (campaign.rules.voting, campaign.rules.review):
+        if window.opens_at is None:
+            continue
+        if window.closes_at is None:
+            return None
+        closes.append(window.closes_at)
+    return max(closes) if closes else None
+
+
+def interim_fields(campaign: Campaign, published_at: datetime) -> dict[str, Any]:
+    """``interim`` (published before voting and review closed) and the campaign's phase
+    at ``published_at`` (``campaign_status``), as the document records them."""
+    has_window = any(w.opens_at is not None for w in (campaign.rules.voting, campaign.rules.review))
+    final_at = results_final_at(campaign)
+    interim = has_window and (final_at is None or published_at < final_at)
+    return {
+        "interim": interim,
+        "phase_at_publication": campaign_status(campaign, published_at),
+    }
+
+
+def publication_document(campaign: Campaign, publication: Publication) -> dict[str, Any]:
+    """The document as published; one stored before ``interim`` existed gets it (and
+    ``phase_at_publication``) derived from the campaign's windows, named in
+    ``derived_fields`` (not part of its digest) and never written back."""
+    document = publication.document
+    if "interim" in document:
+        return document
+    derived = interim_fields(campaign, datetime.fromisoformat(document["published_at"]))
+    return {**document, **derived, DERIVED_FIELDS: sorted(derived)}
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -180,7 +248,7 @@ def results_document(campaign: Campaign) -> dict[str, Any]:
     when the campaign shows live results; otherwise 404 ``not_published``."""
     publication = latest_publication(campaign.id)
     if publication is not None:
-        return publication.document
+        return publication_document(campaign, publication)
     if campaign.rules.results.live:
         run = latest_finished_run(campaign.id)
         if run is not None:
@@ -199,11 +267,18 @@ def results_csv(campaign: Campaign) -> tuple[str, int]:
     publication = latest_publication(campaign.id)
     if publication is None:
         raise _not_published(campaign)
+    return publication_csv(campaign, publication), publication.version
+
+
+def publication_csv(campaign: Campaign, publication: Publication) -> str:
+    """One publication as CSV: a row per entry, ``interim`` on every row."""
+    document = publication_document(campaign, publication)
+    interim = "true" if document["interim"] else "false"
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for row in publication.document["rows"]:
+    for row in document["rows"]:
         writer.writerow(
             [
                 row["rank"],
@@ -219,9 +294,10 @@ def results_csv(campaign: Campaign) -> tuple[str, int]:
                 "true" if row["selected"] else "false",
                 _text_cell(row.get("award") or ""),
                 _text_cell(";".join(row.get("flags") or [])),
+                interim,
             ]
         )
-    return out.getvalue(), publication.version
+    return out.getvalue()
 
 
 # A spreadsheet program runs a cell that starts with one of these as a formula.

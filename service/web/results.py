@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import make_response, render_template, url_for
+from flask import make_response, render_template, request, url_for
 from flask_babel import gettext as _
 
 from engine.vocabulary import (
@@ -22,33 +22,55 @@ from engine.vocabulary import (
     TRIM_MIN_REVIEWS,
 )
 
-from ..domain.campaigns import campaign_status, visible_campaign
-from ..domain.publications import results_document
+from .. import http_cache
+from ..domain.campaigns import campaign_status, get_campaign, visible_campaign
+from ..domain.publications import (
+    get_publication,
+    latest_head,
+    publication_document,
+    results_document,
+)
 from ..errors import ApiError
 from ..models import Campaign
 from . import bp
 from .pages import status_label
+from .render import is_english
 
-# Chart geometry, in SVG user units (1:1 with CSS pixels at full width). A row pitch of
-# 16 keeps the 90 entries of 楼组之最 readable at about 1,500 units of height.
-CHART_WIDTH = 840
-LABEL_WIDTH = 64  # entry codes, right-aligned
-VALUE_WIDTH = 60  # the combined score after the longest bar
-ROW_PITCH = 16
-BAR_HEIGHT = 11
-CHART_TOP = 36  # the legend
-CHART_BOTTOM = 30  # the axis labels
+# Bump when the page's template or words change: cached pages carry it in their key.
+PAGE_VERSION = "r17-2"
+
+# Chart geometry, in SVG user units. The drawing is as wide as a phone (1:1 with CSS
+# pixels on a 390 px screen, scaled up to at most 1.5x on a desktop): every entry gets a
+# line with its rank and title, and a bar under it with the combined score after it.
+CHART_WIDTH = 360
+VALUE_WIDTH = 50  # the combined score after the longest bar
+TITLE_SIZE = 13  # font size of a title line (site.css .chart .bar-label)
+ROW_PITCH = 36  # title line 16, bar 12, gap 8
+TITLE_HEIGHT = 16
+BAR_HEIGHT = 12
+CHART_TOP = 30  # the legend
+CHART_BOTTOM = 24  # the axis labels
 TICKS = 4
 
 
 # --- numbers and words ------------------------------------------------------------------
 
 
+PAGE_DECIMALS = 2  # the JSON and CSV keep PUBLISHED_DECIMALS
+
+
 def _num(value: Any) -> str:
-    """A published number as published (``PUBLISHED_DECIMALS`` at most), without
-    trailing zeros."""
+    """A published score for the eye: ``PAGE_DECIMALS`` decimals (the JSON and CSV have
+    the full ``PUBLISHED_DECIMALS``); whole counts stay whole."""
     if value is None:
         return "—"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{float(value):.{PAGE_DECIMALS}f}"
+
+
+def _short(value: Any) -> str:
+    """A number without trailing zeros (percentages, axis labels, clip bounds)."""
     number = float(value)
     if number.is_integer():
         return str(int(number))
@@ -65,7 +87,7 @@ def _money(value: Any) -> str:
 
 
 def _percent(weight: float) -> str:
-    return _num(round(float(weight) * 100, 4)) + "%"
+    return _short(round(float(weight) * 100, 4)) + "%"
 
 
 def _local(campaign: Campaign, value: str | None) -> str | None:
@@ -197,8 +219,8 @@ def _calibration_fine_print(method: dict) -> list[str]:
         _(
             "校正后的评审分限制在 %(lo)s 到 %(hi)s 之间(低于 %(lo)s 记为 %(lo)s,高于 %(hi)s 记为 "
             "%(hi)s),然后再汇总。每位评委的校正参数和每份评审的原始分、校正后分数见“评审明细”。",
-            lo=_num(low),
-            hi=_num(high),
+            lo=_short(low),
+            hi=_short(high),
         )
     )
     return lines
@@ -346,7 +368,7 @@ def _table_rows(doc: dict) -> list[dict[str, Any]]:
             "expert_score": _num(row["expert_score"]),
             "combined": _num(row["combined"]),
             "selected": bool(row["selected"]),
-            "award": _award_words(row.get("award")) if row["selected"] else None,
+            "award": _award_words(row.get("award")) if row["selected"] else _("未入选"),
             "tie_break": _tie_words(row.get("tie_break")),
             "flags": [(flag, _flag_words(flag)) for flag in row.get("flags") or []],
         }
@@ -413,15 +435,32 @@ def _review_breakdown(doc: dict) -> dict[str, Any] | None:
     }
 
 
+def _text_width(text: str) -> float:
+    """Rough width of ``text`` at TITLE_SIZE: CJK and full-width characters are square,
+    the rest about half as wide."""
+    return sum(TITLE_SIZE if ord(ch) > 0x2E7F else TITLE_SIZE * 0.58 for ch in text)
+
+
+def _fit(text: str, width: float) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` (the full title is in the bar's
+    tooltip and the table)."""
+    if _text_width(text) <= width:
+        return text
+    while text and _text_width(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
 def _chart(doc: dict) -> dict[str, Any]:
     """Stacked horizontal bars (public part, then expert part), one per entry in rank
-    order, on a scale from 0 to the highest possible combined score."""
+    order under a line with its rank and title, on a scale from 0 to the highest
+    possible combined score."""
     method = doc["method"]
     rows = doc["rows"]
     wp, we = float(method["public_weight"]), float(method["expert_weight"])
     most = max([100.0 * (wp + we)] + [float(r["combined"]) for r in rows])
     domain = most if most > 0 else 100.0
-    plot = CHART_WIDTH - LABEL_WIDTH - VALUE_WIDTH
+    plot = CHART_WIDTH - VALUE_WIDTH
     scale = plot / domain
     height = CHART_TOP + ROW_PITCH * len(rows) + CHART_BOTTOM
     axis_y = CHART_TOP + ROW_PITCH * len(rows)
@@ -429,34 +468,35 @@ def _chart(doc: dict) -> dict[str, Any]:
     for i, row in enumerate(rows):
         public_w = round(float(row["public_part"]) * scale, 2)
         expert_w = round(float(row["expert_part"]) * scale, 2)
-        y = CHART_TOP + i * ROW_PITCH + (ROW_PITCH - BAR_HEIGHT) / 2
+        top = CHART_TOP + i * ROW_PITCH
+        y = top + TITLE_HEIGHT
+        star = "★ " if row["selected"] else ""
         bars.append(
             {
                 "code": row["code"],
                 "title": row["title"],
+                "label": _fit(f"{star}{row['rank']}. {row['title']}", CHART_WIDTH),
                 "selected": bool(row["selected"]),
                 "y": y,
+                "title_y": top + TITLE_HEIGHT - 4,
                 "text_y": y + BAR_HEIGHT - 1.5,
                 "public": _num(row["public_part"]),
                 "expert": _num(row["expert_part"]),
                 "combined": _num(row["combined"]),
-                # The bar's own label is for the eye; the exact figure is in the table.
-                "label": f"{float(row['combined']):.2f}",
                 "public_w": public_w,
-                "expert_x": round(LABEL_WIDTH + public_w, 2),
+                "expert_x": public_w,
                 "expert_w": expert_w,
-                "value_x": round(LABEL_WIDTH + public_w + expert_w + 4, 2),
+                "value_x": round(public_w + expert_w + 4, 2),
             }
         )
     ticks = [
-        {"x": round(LABEL_WIDTH + plot * k / TICKS, 2), "label": _num(round(domain * k / TICKS, 1))}
+        {"x": round(plot * k / TICKS, 2), "label": _short(round(domain * k / TICKS, 1))}
         for k in range(TICKS + 1)
     ]
     return {
         "width": CHART_WIDTH,
         "height": height,
-        "label_x": LABEL_WIDTH - 6,
-        "plot_x": LABEL_WIDTH,
+        "plot_x": 0,
         "bar_height": BAR_HEIGHT,
         "top": CHART_TOP - 6,
         "axis_y": axis_y,
@@ -483,28 +523,30 @@ def _not_published(campaign: Campaign):
     return make_response(html, 404)
 
 
-@bp.get("/results/<slug>")
-def results_page(slug: str):
-    """The latest publication (or the live provisional run) of a campaign, in words."""
-    campaign = visible_campaign(slug, False)
-    try:
-        doc = results_document(campaign)
-    except ApiError as exc:
-        if exc.code != "not_published":
-            raise
-        return _not_published(campaign)
+def _interim_state(phase: str | None) -> str:
+    """What was still going on when an interim version was published."""
+    if phase == "voting":
+        return _("投票进行中")
+    if phase == "review":
+        return _("专家评审进行中")
+    return _("投票和评审尚未结束")
 
+
+def _page_html(campaign: Campaign, doc: dict) -> str:
     method = doc["method"]
     provisional = bool(doc.get("provisional"))
     api = f"/api/v1/campaigns/{campaign.slug}"
     wp, we = float(method["public_weight"]), float(method["expert_weight"])
     rows = _table_rows(doc)
-    html = render_template(
+    interim = bool(doc.get("interim")) and not provisional
+    return render_template(
         "results.html",
         campaign=campaign,
         not_published=False,
         doc=doc,
         provisional=provisional,
+        interim=interim,
+        interim_state=_interim_state(doc.get("phase_at_publication")),
         version=doc.get("version"),
         at=_local(campaign, doc.get("computed_at" if provisional else "published_at")),
         rows=rows,
@@ -520,4 +562,44 @@ def results_page(slug: str):
         csv_url=None if provisional else f"{api}/results.csv",
         version_url=None if provisional else f"{api}/publications/{doc['version']}",
     )
-    return make_response(html)
+
+
+def _uncached(slug: str):
+    """Not published (404), the live provisional run, or a URL with other parameters:
+    rendered every time and marked so that nobody keeps it."""
+    campaign = visible_campaign(slug, False)
+    try:
+        doc = results_document(campaign)
+    except ApiError as exc:
+        if exc.code != "not_published":
+            raise
+        response = _not_published(campaign)
+    else:
+        response = make_response(_page_html(campaign, doc))
+    response.headers["Cache-Control"] = http_cache.UNCACHED
+    return response
+
+
+@bp.get("/results/<slug>")
+def results_page(slug: str):
+    """The latest publication (or the live provisional run) of a campaign, in words.
+
+    A publication's page is rendered once per language and served from ``http_cache``
+    (strong ETag, short ``max-age`` with revalidation): the latest version is looked up
+    on every request, so a new publication shows at once and a campaign without one is
+    never served from the cache."""
+    head = latest_head(slug)
+    if head is None or set(request.args) - {"lang"}:
+        return _uncached(slug)
+    lang = "en" if is_english() else "zh"
+    key = (
+        f"results-page:{head.id}:{head.version}:{head.digest}:{lang}:"
+        f"{head.updated_at.timestamp()}:{PAGE_VERSION}"
+    )
+
+    def render() -> tuple[bytes, str]:
+        campaign = get_campaign(slug)
+        doc = publication_document(campaign, get_publication(campaign, head.version))
+        return _page_html(campaign, doc).encode("utf-8"), "text/html"
+
+    return http_cache.cached(key, render, http_cache.LATEST_CACHE_CONTROL, vary="Cookie")

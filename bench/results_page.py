@@ -1,0 +1,91 @@
+"""Section 6: the public results page of a published 90-entry campaign under wrk.
+
+The campaign (90 entries, 20,000 loaded ballots, 15 experts' scores) is ranked and
+published through the API by a real ``votes worker``; then wrk (-t2 -c16) GETs
+``/results/<slug>`` on the service and ``/healthz`` on the bare Flask app under the same
+gunicorn config. Every answer other than 200 is counted. Plain GETs without
+``If-None-Match``: each answer is the whole page (served from the cache after the
+first render per worker), not a 304.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import psycopg
+
+from bench import load
+from bench.campaigns import create_campaign
+from bench.env import BENCH_DIR, Stack
+from bench.ingest import run_wrk, summarise_wrk
+from bench.ranking import Worker, ranking_run
+from tests.processes import http
+
+GET_LUA = BENCH_DIR / "get.lua"
+SLUG = "results-90"
+N_ENTRIES = 90
+BALLOTS = 20_000
+
+
+def _publish(stack: Stack, url: str, log) -> int:
+    campaign = create_campaign(stack, SLUG, window="closed", n_entries=N_ENTRIES)
+    with psycopg.connect(url) as conn:
+        campaign_id = conn.execute("SELECT id FROM campaigns WHERE slug = %s", (SLUG,)).fetchone()[
+            0
+        ]
+        entry_ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM entries WHERE campaign_id = %s ORDER BY code", (campaign_id,)
+            )
+        ]
+        voting = campaign["voting"]
+        load.load_ballots(
+            conn,
+            campaign_id,
+            entry_ids,
+            BALLOTS,
+            datetime.fromisoformat(voting["opens_at"]),
+            datetime.fromisoformat(voting["closes_at"]),
+            seed=90,
+        )
+        load.load_experts(conn, campaign_id, entry_ids, seed=90)
+    worker = Worker(stack)
+    try:
+        ranking_run(stack, SLUG)
+        stack.call("POST", f"/api/v1/campaigns/{SLUG}/publications", {}, ok=(202,))
+        deadline = time.monotonic() + 120
+        while True:
+            status, _, _ = http("GET", f"{stack.service}/api/v1/campaigns/{SLUG}/results")
+            if status == 200:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the publication did not appear within 120 s")
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    status, _, page = http("GET", f"{stack.service}/results/{SLUG}")
+    size = len(page if isinstance(page, (bytes, str)) else b"")
+    log(f"  published {SLUG}: {N_ENTRIES} entries, {BALLOTS:,} ballots; page status {status}")
+    return size
+
+
+def run(stack: Stack, url: str, rounds: int, duration: int, log) -> dict:
+    _publish(stack, url, log)
+    path = f"/results/{SLUG}"
+    run_wrk(stack.service, path, "", "9", 2, script=GET_LUA)  # warm-up: a render per worker
+    run_wrk(stack.bare, "/healthz", "", "9", 2, script=GET_LUA)
+    service, bare = [], []
+    for r in range(rounds):
+        service.append(run_wrk(stack.service, path, "", "9", duration, script=GET_LUA))
+        bare.append(run_wrk(stack.bare, "/healthz", "", "9", duration, script=GET_LUA))
+        log(
+            f"  results round {r + 1}: service {service[-1]['rps']:.0f} req/s "
+            f"(p99 {service[-1]['p99_ms']:.1f} ms, non-200 {service[-1]['non201']}), "
+            f"bare {bare[-1]['rps']:.0f} req/s (p99 {bare[-1]['p99_ms']:.1f} ms)"
+        )
+    out = summarise_wrk(service, bare)
+    out["entries"] = N_ENTRIES
+    out["path"] = path
+    return out
