@@ -9,10 +9,11 @@ from redis import RedisError
 
 from schemas.common import ApiErrorSchema, Text
 
-from ..auth import require
+from ..auth import current_principal, require
 from ..domain import rankings as domain
 from ..domain.campaigns import get_campaign
 from ..domain.publications import publication_for_run
+from ..domain.runs import queue_unavailable, start_run
 from ..errors import ApiError
 from ..extensions import db
 from ..models import RankingRun
@@ -57,12 +58,7 @@ class PublishAcceptedSchema(Schema):
 
 
 def _queue_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "queue_unavailable",
-        "任务队列暂时不可用 / The job queue is temporarily unavailable",
-        headers={"Retry-After": "10"},
-    )
+    return queue_unavailable()
 
 
 @blp.route("/campaigns/<slug>/rankings")
@@ -73,19 +69,9 @@ class Rankings(MethodView):
     @blp.alt_response(503, schema=ApiErrorSchema, description="queue_unavailable")
     def post(self, slug):
         """Start a ranking run: freeze the input and compute it in a worker."""
-        from workers.jobs import enqueue_compute
-
         campaign = get_campaign(slug)
-        run = domain.create_run(campaign, "manual")
-        db.session.commit()
-        try:
-            job = enqueue_compute(run.id)
-        except RedisError as exc:
-            # The run would otherwise stay "queued" with no job behind it.
-            domain.record_failure(run, "queue_unavailable", f"could not enqueue: {exc}")
-            db.session.commit()
-            raise _queue_unavailable() from exc
-        return {"run_id": run.id, "job_id": job.id, "status": run.status}
+        run, job_id = start_run(campaign, current_principal().actor)
+        return {"run_id": run.id, "job_id": job_id, "status": run.status}
 
 
 @blp.route("/rankings/<run_id>")

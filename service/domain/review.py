@@ -17,6 +17,7 @@ from ..models import ApiToken, Assignment, Campaign, Entry, Expert, Score, Score
 from ..observability import SCORES
 from .audit import audit
 from .campaigns import get_entry, lock_rules
+from .feasibility import infeasible
 from .roll import turnout
 
 
@@ -364,4 +365,5 @@ def progress(campaign: Campaign) -> dict[str, Any]:
         "entries": entry_rows,
         "experts": expert_rows,
         "turnout": turnout(campaign),
+        "infeasible": infeasible(campaign),
     }
