@@ -13,7 +13,9 @@ from service.extensions import db
 from service.models import AuditEvent, Ballot, Exclusion, Kiosk
 from tests.conftest import ADMIN
 from tests.console_support import console_token, login, make_staff
-from tests.test_jobs import add_ballots, drain, workers_app  # noqa: F401  (fixture)
+from tests.test_jobs import add_ballots, drain, workers_app
+
+SHARED_FIXTURES = (workers_app,)
 
 # Two experts and min_reviews 2; 王 lives in A01's 居民区 and is recused from it.
 AREA = "江场西路1366弄"
