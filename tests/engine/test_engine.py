@@ -549,7 +549,9 @@ def test_greedy_budget_honours_winners_as_a_cap():
     m = Method(public_weight=1, expert_weight=0, rule="greedy_budget", budget=100, winners=2)
     res = rank(entries, ap, [], [], m)
     assert [r["code"] for r in res["rows"] if r["selected"]] == ["A", "B"]
-    assert not res["notes"]
+    # The cap is honoured, not ignored; C and D would have fitted and are told why.
+    assert [n["code"] for n in res["notes"]] == ["winners_cap_reached"]
+    assert [r["flags"] for r in res["rows"][2:]] == [["winners_cap_reached"]] * 2
 
 
 def test_entries_passed_over_by_reserved_minima_say_why():
