@@ -44,11 +44,12 @@ def chart(series: dict[str, Any]) -> dict[str, Any] | None:
     bars = []
     for k, (start, count) in enumerate(points):
         h = plot_h * count / top
+        width = min(max(step * 0.8, 1), 48)
         bars.append(
             {
-                "x": round(PAD_L + k * step + step * 0.1, 2),
+                "x": round(PAD_L + k * step + (step - width) / 2, 2),
                 "y": round(PAD_T + plot_h - h, 2),
-                "w": round(max(step * 0.8, 1), 2),
+                "w": round(width, 2),
                 "h": round(h, 2),
                 "count": count,
                 "when": start.strftime(fmt),
