@@ -44,6 +44,9 @@ FLAG_BELOW_MIN_VOTES = "below_min_votes"
 FLAG_RESERVED = "seat_reserved_for_quota"
 FLAG_AREA_CAP = "area_cap_reached"
 FLAG_CATEGORY_MAX = "category_max_reached"
+# Greedy budget rules: the entry would fit the remaining budget, but `winners` seats
+# were already taken.
+FLAG_WINNERS_CAP = "winners_cap_reached"
 
 
 def rank(
@@ -124,7 +127,7 @@ def rank(
     if method.rule == "top":
         selected = _select_top(order, entries, eligible, method, flags, notes)
     else:
-        selected = _select_budget(order, entries, eligible, approvals, method, notes)
+        selected = _select_budget(order, entries, eligible, approvals, method, notes, flags)
     chosen = set(selected)
 
     rows = []
@@ -455,6 +458,7 @@ def _select_budget(
     approvals: Approvals,
     m: Method,
     notes: list[dict[str, Any]],
+    flags: list[list[str]] | None = None,
 ) -> list[int]:
     """Dispatch to the budget rules in ``budget.py`` (imported lazily, see there)."""
     if m.budget is None:
@@ -496,7 +500,11 @@ def _select_budget(
                 [i for i in order if eligible[i]], costs, budget, skip=m.rule == "greedy_budget"
             )
         ]
-        return taken[: m.winners] if m.winners is not None else taken
+        if m.winners is None or len(taken) <= m.winners:
+            return taken
+        chosen = taken[: m.winners]
+        _flag_winners_cap(order, entries, eligible, chosen, costs, budget, m, notes, flags)
+        return chosen
 
     if all(eligible):
         return [int(i) for i in selection.equal_shares(approvals, costs, budget, tie_order=order)]
@@ -517,6 +525,56 @@ def _select_budget(
     sub_order = [int(new_pos[i]) for i in order if keep[i]]
     picked = selection.equal_shares(sub, costs[kept], budget, tie_order=sub_order)
     return [int(kept[j]) for j in picked]
+
+
+def _flag_winners_cap(
+    order: list[int],
+    entries: Sequence[Entry],
+    eligible: list[bool],
+    chosen: list[int],
+    costs: np.ndarray,
+    budget: float,
+    m: Method,
+    notes: list[dict[str, Any]],
+    flags: list[list[str]] | None,
+) -> None:
+    """Explain the entries the `winners` cap left out of a greedy budget selection.
+
+    Walking on past the last winner as the rule would, every eligible entry that still
+    fits the budget left after the winners is flagged ``winners_cap_reached`` (with
+    ``greedy_budget_no_skip`` the walk stops at the first that does not fit, as the rule
+    does); a ``winners_cap_reached`` note counts them and names the money left.
+    """
+    taken = set(chosen)
+    remaining = round(budget - float(sum(costs[i] for i in chosen)), 6)
+    left = int(remaining) if remaining.is_integer() else remaining
+    last = max(order.index(i) for i in chosen)
+    left_out = []
+    for i in order[last + 1 :]:
+        if i in taken or not eligible[i]:
+            continue
+        if selection._fits(float(costs[i]), remaining, budget):
+            left_out.append(i)
+            if flags is not None:
+                flags[i].append(FLAG_WINNERS_CAP)
+        elif m.rule == "greedy_budget_no_skip":
+            break
+    if left_out:
+        notes.append(
+            {
+                "code": "winners_cap_reached",
+                "message": (
+                    f"the cap of {m.winners} winners was reached with "
+                    f"{left} of the budget left; "
+                    f"{len(left_out)} fitting entries were not selected"
+                ),
+                "details": {
+                    "winners": m.winners,
+                    "budget_left": left,
+                    "entries": [entries[i].code for i in left_out],
+                },
+            }
+        )
 
 
 # --- output ---------------------------------------------------------------------------

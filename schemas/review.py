@@ -12,6 +12,26 @@ class ExpertSchema(Schema):
     review_url = Text(dump_only=True)
     created_at = Rfc3339(dump_only=True)
     revoked_at = Rfc3339(dump_only=True, allow_none=True)
+    warnings = fields.List(
+        fields.Nested(lambda: ReviewWarningSchema()),
+        dump_only=True,
+        metadata={"description": "entries that cannot reach min_reviews after this change"},
+    )
+
+
+class ReviewWarningSchema(Schema):
+    """An entry that can no longer reach ``min_reviews`` (see ``…/review/progress``)."""
+
+    code = Text(metadata={"description": "review_infeasible"})
+    entry = Text()
+    reason = Text(
+        metadata={
+            "enum": ["review_closed", "recusal", "assignment", "withdrawal", "too_few_experts"]
+        }
+    )
+    reviewers_possible = fields.Integer()
+    min_reviews = fields.Integer()
+    message = Text()
 
 
 class AssignmentInSchema(Schema):
@@ -20,6 +40,13 @@ class AssignmentInSchema(Schema):
         required=True,
         validate=validate.Length(max=5000),
     )
+    warnings = fields.List(fields.Nested(ReviewWarningSchema), dump_only=True)
+
+
+class ExpertWithdrawnSchema(Schema):
+    id = fields.Integer()
+    revoked_at = Rfc3339(allow_none=True)
+    warnings = fields.List(fields.Nested(ReviewWarningSchema))
 
 
 class ScoreInSchema(Schema):
@@ -87,6 +114,28 @@ class ProgressExpertSchema(Schema):
     assigned = fields.Integer()
 
 
+class InfeasibleEntrySchema(Schema):
+    code = Text(metadata={"description": "the entry's code"})
+    title = Text()
+    area = Text(allow_none=True)
+    reason = Text(
+        metadata={
+            "enum": ["review_closed", "recusal", "assignment", "withdrawal", "too_few_experts"],
+            "description": "why the entry cannot reach min_reviews (the first that applies)",
+        }
+    )
+    reviewers_possible = fields.Integer(
+        metadata={"description": "live reviews plus experts who may still score it"}
+    )
+    reviews = fields.Integer()
+    min_reviews = fields.Integer()
+    blocked = fields.Dict(
+        keys=Text(),
+        values=fields.List(Text()),
+        metadata={"description": "expert names kept away: recused, not_assigned, withdrawn"},
+    )
+
+
 class ProgressSchema(Schema):
     campaign = Text()
     min_reviews = fields.Integer()
@@ -95,3 +144,5 @@ class ProgressSchema(Schema):
     experts = fields.List(fields.Nested(ProgressExpertSchema))
     # Roll campaigns only (null otherwise): voters on the roll who cast a counted ballot.
     turnout = fields.Nested(TurnoutSchema, allow_none=True)
+    # Entries that can no longer reach min_reviews (empty when reviews do not count).
+    infeasible = fields.List(fields.Nested(InfeasibleEntrySchema))

@@ -39,6 +39,7 @@ def url(rule: str, slug: str) -> str:
         .replace("<int:kiosk_id>", "1")
         .replace("<int:expert_id>", "1")
         .replace("<code>", "A01")
+        .replace("<run_id>", "no-such-run")
     )
 
 
@@ -100,6 +101,14 @@ def test_the_matrix_covers_the_console(app):
         "console.expert_invite",
         "console.expert_assignments",
         "console.staff_add",
+        # part 2: running a campaign
+        "console.close_voting",
+        "console.change_windows",
+        "console.results_live",
+        "console.anomalies_exclude",
+        "console.exclusions_restore",
+        "console.ranking_start",
+        "console.publish",
     } <= endpoints
 
 
@@ -116,8 +125,18 @@ def test_observer_changes_nothing(world, client):
         "/console/campaigns/mine/entries",
         "/console/campaigns/other/experts",
         "/console/kiosks",
+        "/console/campaigns/mine/dashboard",
+        "/console/campaigns/mine/anomalies",
+        "/console/campaigns/mine/ranking",
+        "/console/campaigns/mine/export.pb",
+        "/console/audit",
     ):
         assert client.get(path).status_code == 200, path
+    # …and no button that changes anything.
+    for path in ("/console/campaigns/mine/dashboard", "/console/campaigns/mine/ranking"):
+        assert 'method="post"' not in client.get(path).text.replace(
+            'method="post" action="/console/logout"', ""
+        ), path
 
 
 def test_manager_changes_nothing_outside_their_campaigns(world, client):

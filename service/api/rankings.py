@@ -9,13 +9,13 @@ from redis import RedisError
 
 from schemas.common import ApiErrorSchema, Text
 
-from ..auth import require
+from ..auth import current_principal, require
 from ..domain import rankings as domain
 from ..domain.campaigns import get_campaign
 from ..domain.publications import publishable_run
+from ..domain.runs import queue_unavailable, start_run
 from ..errors import ApiError
-from ..extensions import db
-from ..queues import enqueue_compute, enqueue_publish
+from ..queues import enqueue_publish
 
 blp = Blueprint(
     "rankings",
@@ -57,12 +57,7 @@ class PublishAcceptedSchema(Schema):
 
 
 def _queue_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "queue_unavailable",
-        "任务队列暂时不可用 / The job queue is temporarily unavailable",
-        headers={"Retry-After": "10"},
-    )
+    return queue_unavailable()
 
 
 @blp.route("/campaigns/<slug>/rankings")
@@ -74,16 +69,8 @@ class Rankings(MethodView):
     def post(self, slug):
         """Start a ranking run: freeze the input and compute it in a worker."""
         campaign = get_campaign(slug)
-        run = domain.create_run(campaign, "manual")
-        db.session.commit()
-        try:
-            job = enqueue_compute(run.id)
-        except RedisError as exc:
-            # The run would otherwise stay "queued" with no job behind it.
-            domain.record_failure(run, "queue_unavailable", f"could not enqueue: {exc}")
-            db.session.commit()
-            raise _queue_unavailable() from exc
-        return {"run_id": run.id, "job_id": job.id, "status": run.status}
+        run, job_id = start_run(campaign, current_principal().actor)
+        return {"run_id": run.id, "job_id": job_id, "status": run.status}
 
 
 @blp.route("/rankings/<run_id>")

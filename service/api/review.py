@@ -10,6 +10,7 @@ from schemas.review import (
     AssignmentInSchema,
     AssignmentsOutSchema,
     ExpertSchema,
+    ExpertWithdrawnSchema,
     ProgressSchema,
     ScoreHistoryOutSchema,
     ScoreInSchema,
@@ -19,6 +20,7 @@ from schemas.review import (
 from ..auth import current_principal, require
 from ..domain import review as domain
 from ..domain.campaigns import get_campaign
+from ..domain.feasibility import warnings
 from ..extensions import db
 
 blp = Blueprint(
@@ -56,6 +58,7 @@ class Experts(MethodView):
             "review_url": f"/review/{slug}/login?token={token}",
             "created_at": expert.created_at,
             "revoked_at": None,
+            "warnings": warnings(campaign),
         }
 
 
@@ -63,12 +66,16 @@ class Experts(MethodView):
 class ExpertItem(MethodView):
     @require("admin")
     @blp.doc(security=ADMIN)
-    @blp.response(204)
+    @blp.response(200, ExpertWithdrawnSchema)
     @blp.alt_response(404, schema=ApiErrorSchema, description="not_found")
     def delete(self, slug, expert_id):
-        """Revoke an expert: the token stops working; their scores stay."""
-        domain.revoke_expert(get_campaign(slug), expert_id, current_principal().actor)
+        """Revoke an expert: the token stops working; their scores stay. ``warnings``
+        names the entries that can no longer reach ``min_reviews``."""
+        campaign = get_campaign(slug)
+        domain.revoke_expert(campaign, expert_id, current_principal().actor)
         db.session.commit()
+        expert = domain.get_expert(campaign, expert_id)
+        return {"id": expert.id, "revoked_at": expert.revoked_at, "warnings": warnings(campaign)}
 
 
 @blp.route("/<slug>/experts/<int(max=2147483647):expert_id>/assignments")
@@ -83,7 +90,7 @@ class ExpertAssignments(MethodView):
         expert = domain.get_expert(campaign, expert_id)
         codes = domain.set_assignments(campaign, expert, data["entries"], current_principal().actor)
         db.session.commit()
-        return {"entries": codes}
+        return {"entries": codes, "warnings": warnings(campaign)}
 
 
 @blp.route("/<slug>/review/assignments")

@@ -41,11 +41,15 @@ from flask import Blueprint
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="../templates")
 
 from . import (  # noqa: E402,F401  (routes register on import)
+    anomalies,
+    audit_log,
     auth,
     campaigns,
+    dashboard,
     entries,
     experts,
     home,
     kiosks,
+    publishing,
     staff,
 )

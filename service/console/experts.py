@@ -19,6 +19,7 @@ from ..urls import absolute_url
 from . import bp
 from .forms import in_chinese
 from .guard import actor, campaign_for, current_staff, staff_required
+from .review_gaps import flash_gaps
 
 
 def qr_data_uri(url: str) -> str:
@@ -81,6 +82,7 @@ def expert_invite(slug: str):
         return _page(slug, error=_("请填写专家姓名（最多 200 个字符）。"), status=422)
     expert, token = review_domain.add_expert(campaign, name, area, actor())
     db.session.commit()
+    flash_gaps(campaign)
     return _page(slug, invitation=_invitation(campaign, expert, token))
 
 
@@ -105,6 +107,7 @@ def expert_withdraw(slug: str, expert_id: int):
     review_domain.revoke_expert(campaign, expert_id, actor())
     db.session.commit()
     flash(_("已撤销该专家，其链接已失效；已提交的评分保留。"))
+    flash_gaps(campaign)
     return redirect(url_for("console.experts_page", slug=slug), 303)
 
 
@@ -123,4 +126,5 @@ def expert_assignments(slug: str):
         return _page(slug, error=in_chinese(exc.message), status=exc.status)
     db.session.commit()
     flash(_("评审分配已保存。"))
+    flash_gaps(campaign)
     return redirect(url_for("console.experts_page", slug=slug), 303)

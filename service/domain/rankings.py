@@ -44,6 +44,7 @@ from ..models import (
 from ..models import Criterion as CriterionRow
 from ..models import Entry as EntryRow
 from ..queues import job_id_for
+from .feasibility import infeasible
 from .roll import turnout
 
 STATUSES = ("queued", "running", "finished", "failed")
@@ -473,6 +474,9 @@ def compute(run: RankingRun) -> dict[str, Any]:
     lot_seed = lot_seed_for(input_digest)
 
     ranked = rank(entries, ballots.approvals, reviews, criteria, method, lot_seed=lot_seed)
+    gaps = review_gaps_note(campaign)  # same snapshot: experts, assignments, scores
+    if gaps is not None:
+        ranked["notes"].append(gaps)
     content = {
         "campaign": campaign.slug,
         "title": campaign.title,
@@ -500,6 +504,27 @@ def compute(run: RankingRun) -> dict[str, Any]:
     run.finished_at = now()
     _prune_trees(campaign.id, run.id)
     return content
+
+
+def review_gaps_note(campaign: Campaign) -> dict[str, Any] | None:
+    """A ``reviews_infeasible`` note naming the entries that cannot reach
+    ``min_reviews`` with the experts as they stand (``domain/feasibility.py``)."""
+    found = infeasible(campaign)
+    if not found:
+        return None
+    return {
+        "code": "reviews_infeasible",
+        "message": (
+            f"{len(found)} entries cannot reach min_reviews with the current experts: "
+            + ", ".join(f"{i['code']} ({i['reason']})" for i in found)
+        ),
+        "details": {
+            "entries": [
+                {k: i[k] for k in ("code", "reason", "reviewers_possible", "min_reviews")}
+                for i in found
+            ]
+        },
+    }
 
 
 def _prune_trees(campaign_id: int, current_run_id: str) -> None:

@@ -19,6 +19,7 @@ from ..observability import SCORES
 from .access import review_window
 from .audit import audit
 from .campaigns import get_entry, lock_rules
+from .feasibility import infeasible
 from .roll import turnout
 
 # --- experts ------------------------------------------------------------------------
@@ -361,4 +362,5 @@ def progress(campaign: Campaign) -> dict[str, Any]:
         "entries": entry_rows,
         "experts": expert_rows,
         "turnout": turnout(campaign),
+        "infeasible": infeasible(campaign),
     }

@@ -1,5 +1,5 @@
-"""What happens to a ranking run in the background: computed, its failure recorded,
-published, and queued again when its job was lost.
+"""What happens to a ranking run: started (one function for the API and the console),
+computed, its failure recorded, published, and queued again when its job was lost.
 
 The worker's job entry points (workers/jobs.py) call these inside the app context of
 their process and only add what is rq's business (a permanent error is not retried).
@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from redis import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
@@ -19,10 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from engine import RankingError
 
 from ..clock import now
+from ..errors import ApiError
 from ..extensions import db
-from ..models import RankingRun
+from ..models import Campaign, RankingRun
 from ..queues import enqueue_compute, job_is_alive
 from . import publications, rankings
+from .audit import audit
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +150,30 @@ def requeue_lost_runs(connection, queues, grace: int) -> list[str]:
     finally:
         db.session.remove()
     return requeued
+
+
+def queue_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "queue_unavailable",
+        "任务队列暂时不可用 / The job queue is temporarily unavailable",
+        headers={"Retry-After": "10"},
+    )
+
+
+def start_run(campaign: Campaign, actor: str, trigger: str = "manual") -> tuple[RankingRun, str]:
+    """Create, commit and enqueue a run; returns (run, job id). Commits.
+
+    The run is recorded ``queued`` and committed before its job is enqueued (a worker must
+    find it); with Redis down the run is recorded ``failed`` (``queue_unavailable``)
+    instead of being left queued with no job behind it, and the caller gets 503."""
+    run = rankings.create_run(campaign, trigger)
+    audit("ranking.start", actor, campaign.id, run_id=run.id)
+    db.session.commit()
+    try:
+        job = enqueue_compute(run.id)
+    except RedisError as exc:
+        rankings.record_failure(run, "queue_unavailable", f"could not enqueue: {exc}")
+        db.session.commit()
+        raise queue_unavailable() from exc
+    return run, job.id

@@ -104,8 +104,21 @@ def _flag_words(flag: str) -> str:
         "category_max_reached": _("所在类别名额已满"),
         "below_min_votes": _("票数未达门槛"),
         "seat_reserved_for_quota": _("名额已留给其他类别的保底名额"),
+        "winners_cap_reached": _("入选数量已满"),
     }
     return words.get(flag, flag)
+
+
+def infeasible_reason_words(reason: str | None) -> str:
+    """Why an entry cannot reach its minimum number of reviews, in words."""
+    words = {
+        "review_closed": _("评审已结束"),
+        "recusal": _("有专家与它同属一个居民区，须回避"),
+        "assignment": _("有专家没有分配到它"),
+        "withdrawal": _("有专家已被撤销"),
+        "too_few_experts": _("专家人数不够"),
+    }
+    return words.get(reason or "", reason or "")
 
 
 def _tie_words(rule: str | None) -> str | None:
@@ -278,6 +291,14 @@ def _selection_text(method: dict) -> list[str]:
         )
     else:
         lines.append(rule)
+    if rule in ("greedy_budget", "greedy_budget_no_skip") and method.get("winners") is not None:
+        lines.append(
+            _(
+                "最多入选 %(n)s 个项目：名额用完后，排在后面的项目即使预算放得下也不再入选"
+                "（标为“入选数量已满”）。",
+                n=method["winners"],
+            )
+        )
     if method.get("min_votes"):
         lines.append(_("票数少于 %(n)s 的项目不能入选。", n=method["min_votes"]))
     return lines
@@ -302,6 +323,27 @@ def _notes_text(notes: list[dict]) -> list[str]:
                     f=", ".join(details.get("fields") or []),
                 )
             )
+        elif note.get("code") == "winners_cap_reached":
+            lines.append(
+                _(
+                    "入选名额（%(w)s 个）已用完时预算还剩 %(left)s，%(codes)s 放得下但没有入选。",
+                    w=details.get("winners", "?"),
+                    left=_money(details.get("budget_left")),
+                    codes="、".join(details.get("entries") or []),
+                )
+            )
+        elif note.get("code") == "reviews_infeasible":
+            for item in details.get("entries") or []:
+                lines.append(
+                    _(
+                        "%(code)s 最多只能得到 %(n)s 份评审（至少需要 %(min)s 份）：%(why)s，"
+                        "因此标为“评审数不足”，不能入选。",
+                        code=item.get("code"),
+                        n=item.get("reviewers_possible"),
+                        min=item.get("min_reviews"),
+                        why=infeasible_reason_words(item.get("reason")),
+                    )
+                )
         elif note.get("code") != "no_selection":  # said in the selection rule already
             lines.append(note.get("message") or note.get("code", ""))
     return lines
@@ -532,15 +574,16 @@ def _interim_state(phase: str | None) -> str:
     return _("投票和评审尚未结束")
 
 
-def _page_html(campaign: Campaign, doc: dict) -> str:
+def page_context(campaign: Campaign, doc: dict[str, Any]) -> dict[str, Any]:
+    """What ``results.html`` shows for a result document (the console's preview of a
+    run uses it too, so the office sees exactly what the public will)."""
     method = doc["method"]
     provisional = bool(doc.get("provisional"))
     api = f"/api/v1/campaigns/{campaign.slug}"
     wp, we = float(method["public_weight"]), float(method["expert_weight"])
     rows = _table_rows(doc)
     interim = bool(doc.get("interim")) and not provisional
-    return render_template(
-        "results.html",
+    return dict(
         campaign=campaign,
         not_published=False,
         doc=doc,
@@ -562,6 +605,10 @@ def _page_html(campaign: Campaign, doc: dict) -> str:
         csv_url=None if provisional else f"{api}/results.csv",
         version_url=None if provisional else f"{api}/publications/{doc['version']}",
     )
+
+
+def _page_html(campaign: Campaign, doc: dict[str, Any]) -> str:
+    return render_template("results.html", **page_context(campaign, doc))
 
 
 def _uncached(slug: str):

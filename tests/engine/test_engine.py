@@ -546,7 +546,9 @@ def test_greedy_budget_honours_winners_as_a_cap():
     m = Method(public_weight=1, expert_weight=0, rule="greedy_budget", budget=100, winners=2)
     res = rank(entries, ap, [], [], m)
     assert [r["code"] for r in res["rows"] if r["selected"]] == ["A", "B"]
-    assert not res["notes"]
+    # The cap is honoured, not ignored; C and D would have fitted and are told why.
+    assert [n["code"] for n in res["notes"]] == ["winners_cap_reached"]
+    assert [r["flags"] for r in res["rows"][2:]] == [["winners_cap_reached"]] * 2
 
 
 def test_entries_passed_over_by_reserved_minima_say_why():
@@ -708,3 +710,35 @@ def test_raw_scores_are_rounded_before_use():
     assert row["review_detail"][0]["raw"] == 33.3333
     assert row["expert_score"] == 33.3333
     assert doc["method"]["raw_score_decimals"] == 4
+
+
+# --- the winners cap of greedy budget rules ---------------------------------------------
+
+
+def test_winners_cap_flags_fitting_entries_left_out():
+    """Budget 100, winners 2: C and D would still fit after A and B, but the cap is
+    reached; E does not fit the 40 left and is not flagged."""
+    entries = [
+        ent("A", cost=30),
+        ent("B", cost=30),
+        ent("C", cost=20),
+        ent("D", cost=10),
+        ent("E", cost=50),
+    ]
+    m = Method(rule="greedy_budget", budget=100, winners=2, **VOTE_ONLY)
+    res = rank(entries, votes(9, 8, 7, 6, 5), [], [], m)
+    rows = by_code(res)
+    assert [c for c in codes(res) if rows[c]["selected"]] == ["A", "B"]
+    assert rows["C"]["flags"] == ["winners_cap_reached"]
+    assert rows["D"]["flags"] == ["winners_cap_reached"]
+    assert rows["E"]["flags"] == []
+    note = next(n for n in res["notes"] if n["code"] == "winners_cap_reached")
+    assert note["details"] == {"winners": 2, "budget_left": 40, "entries": ["C", "D"]}
+
+
+def test_no_winners_cap_flag_when_the_cap_is_not_what_stopped():
+    entries = [ent("A", cost=60), ent("B", cost=60), ent("C", cost=50)]
+    m = Method(rule="greedy_budget", budget=100, winners=2, **VOTE_ONLY)
+    res = rank(entries, votes(9, 8, 7), [], [], m)
+    assert all(r["flags"] == [] for r in res["rows"])
+    assert not [n for n in res["notes"] if n["code"] == "winners_cap_reached"]
