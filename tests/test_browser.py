@@ -414,7 +414,7 @@ def test_expert_scores_in_the_browser_and_results_render(
         with page.expect_navigation():
             page.click("form button[type=submit]")
         assert page.url == f"{base}/review/c1"
-        assert "评审专家:王建华" in page.locator(".review-expert").inner_text()
+        assert "评审专家：王建华" in page.locator(".review-expert").inner_text()
         assert page.locator(".review-entry").count() == 3
         shot(page, "08-review-page-zh")
 
@@ -425,9 +425,9 @@ def test_expert_scores_in_the_browser_and_results_render(
             page.click("#entry-A01 button[type=submit]")
         assert nav.value.status == 200
         assert page.url == f"{base}/review/c1?saved=A01#entry-A01"
-        assert "已保存:A01 24小时热线(第 1 版)" in page.locator(".saved").inner_text()
+        assert "已保存：A01 24小时热线（第 1 版）" in page.locator(".saved").inner_text()
         assert "已评分 · 第 1 版" in page.locator("#entry-A01").inner_text()
-        assert "已评 1 项,共 3 项" in page.locator(".review-progress").inner_text()
+        assert "已评 1 项，共 3 项" in page.locator(".review-progress").inner_text()
         shot(page, "09-review-saved-zh")
         with app.app_context():
             [score] = db.session.scalars(select(Score)).all()
