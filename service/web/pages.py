@@ -9,6 +9,7 @@ from ..domain.campaigns import campaign_status
 from ..extensions import db
 from ..models import Campaign, Publication, RankingRun
 from . import bp
+from .render import in_voters_language
 
 
 def status_label(status: str) -> str:
@@ -28,6 +29,12 @@ def _lang_url(lang: str) -> str:
     args = request.args.to_dict()
     args["lang"] = lang
     return f"{request.path}?{urlencode(args)}"
+
+
+@bp.app_template_filter("in_lang")
+def _in_lang(text: str | None) -> str:
+    """A bilingual "中文 / English" text (a campaign title, say) in the page's language."""
+    return in_voters_language(text) if text else ""
 
 
 @bp.app_context_processor
