@@ -37,12 +37,12 @@ MESSAGES = {
     403: "无权执行此操作 / This token may not do that",
     404: "未找到 / Not found",
     405: "不支持该方法 / Method not allowed",
-    413: "请求体过大(上限 1 MiB)/ Request body too large (limit 1 MiB)",
+    413: "请求体过大（上限 1 MiB）/ Request body too large (limit 1 MiB)",
     415: "不支持的内容类型 / Unsupported content type",
     422: "输入无效 / Invalid input",
-    429: "请求过于频繁,请稍后再试 / Too many requests, try again later",
+    429: "请求过于频繁，请稍后再试 / Too many requests, try again later",
     500: "服务器内部错误 / Internal error",
-    503: "服务暂时不可用,请稍后重试 / Service temporarily unavailable, retry shortly",
+    503: "服务暂时不可用，请稍后重试 / Service temporarily unavailable, retry shortly",
 }
 
 

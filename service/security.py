@@ -81,6 +81,6 @@ def check_json_depth(body: bytes, limit: int) -> None:
         raise ApiError(
             400,
             "json_too_deep",
-            f"JSON 嵌套过深(上限 {limit} 层)/ JSON nested too deeply (limit {limit})",
+            f"JSON 嵌套过深（上限 {limit} 层）/ JSON nested too deeply (limit {limit})",
             {"limit": limit},
         )

@@ -1,8 +1,13 @@
 """One error shape for every failure, never a stack trace."""
 
+import re
+from datetime import UTC, datetime
+
 import pytest
 from flask import Flask
 
+from service.errors import HTTP_CODES, MESSAGES
+from service.web.render import error_page
 from tests.support import ADMIN, error_code
 
 
@@ -43,7 +48,7 @@ def test_html_pages_get_html_errors(client):
     r = client.get("/no-such-page")
     assert r.status_code == 404
     assert r.mimetype == "text/html"
-    assert "未找到" in r.get_data(as_text=True)
+    assert "找不到这个页面" in r.get_data(as_text=True)
 
 
 @pytest.fixture
@@ -181,3 +186,78 @@ def test_ordinary_nesting_and_brackets_in_strings_are_not_too_deep(client, make_
         headers={**ADMIN, "Content-Type": "application/json"},
     )
     assert r.status_code == 400 and error_code(r) == "json_too_deep"
+
+
+# --- HTML error pages: the visitor's language only, plain words, the code in small print ---
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _main(html: str) -> str:
+    return html.split("<main>", 1)[1].split("</main>", 1)[0]
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 405, 413, 429, 500, 503])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_html_error_page_speaks_one_language_in_plain_words(app, status, lang):
+    """The API's bilingual message ("未找到 / Not found") becomes a headline and advice in
+    the page's language; the raw code only appears in the small 'error code' line."""
+    code = HTTP_CODES[status]
+    with app.test_request_context(f"/somewhere?lang={lang}"):
+        html, got, _ = error_page(status, code, MESSAGES[status])
+    assert got == status
+    main = _main(html)
+    assert " / " not in html
+    headline = re.search(r"<h1>(.*?)</h1>", main).group(1)
+    assert headline != code and "_" not in headline and str(status) not in headline
+    assert re.search(rf'class="error-code"><small>.*<code>{code}</code>', main)
+    title = re.search(r"<title>(.*?)</title>", html).group(1)
+    if lang == "zh":
+        assert CJK.search(headline) and CJK.search(title) and 'lang="zh-CN"' in html
+    else:
+        assert not CJK.search(main) and not CJK.search(title) and '<html lang="en">' in html
+
+
+def test_a_missing_page_over_http_in_chinese_then_english(client):
+    zh = client.get("/no-such-page")
+    assert zh.status_code == 404 and "找不到这个页面" in zh.text and "Not found" not in zh.text
+    en = client.get("/no-such-page?lang=en")
+    assert "Page not found" in en.text and not CJK.search(_main(en.text))
+    again = client.get("/still-missing")  # the choice is kept in the session
+    assert "Page not found" in again.text
+
+
+def test_wrong_method_on_a_page_is_a_plain_405(client):
+    r = client.post("/")
+    assert (
+        r.status_code == 405 and "不支持这种操作" in r.text and "<code>method_not_allowed" in r.text
+    )
+
+
+def test_a_domain_message_shows_only_the_visitors_half(client):
+    """A bilingual domain message (评选活动不存在 / No campaign …) is split, not shown whole."""
+    zh = client.get("/vote/no-such-campaign")
+    assert zh.status_code == 404
+    assert "评选活动不存在" in zh.text and "No campaign" not in zh.text
+    en = client.get("/vote/no-such-campaign?lang=en")
+    assert "No campaign" in en.text and "评选活动不存在" not in en.text
+
+
+def test_an_expired_form_says_so_in_the_visitors_language(client, make_campaign, clock):
+    make_campaign()
+    clock.set(datetime(2026, 11, 22, 2, 0, tzinfo=UTC))
+    zh = client.post("/vote/c1", data={"voter_id": "13912345678", "choices": ["A01"]})
+    assert zh.status_code == 400
+    assert "<h1>页面已过期</h1>" in zh.text and "<code>csrf_failed</code>" in zh.text
+    en = client.post("/vote/c1?lang=en", data={"voter_id": "13912345678", "choices": ["A01"]})
+    assert "<h1>This page has expired</h1>" in en.text and not CJK.search(_main(en.text))
+
+
+def test_bilingual_campaign_titles_show_the_pages_half(client, make_campaign, clock):
+    make_campaign(title="2024年第二批“彭邻格”自治项目遴选 / Pengpu 2024 micro-grid projects")
+    zh = client.get("/").text
+    assert "2024年第二批“彭邻格”自治项目遴选" in zh and "Pengpu 2024" not in zh
+    en = client.get("/?lang=en").text
+    assert "Pengpu 2024 micro-grid projects" in en and "彭邻格" not in en
+    vote = client.get("/vote/c1?lang=zh").text
+    assert "Pengpu 2024" not in vote and "<h1>2024年第二批" in vote

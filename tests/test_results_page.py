@@ -480,7 +480,7 @@ def test_review_breakdown_shows_raw_adjustment_and_calibrated(
     assert "公布的原始分就是计算所用的分数" in html
     if calibration == "additive":
         assert clipped or any(d.get("clipped") for r in doc["rows"] for d in r["review_detail"])
-        assert "校正后超出范围,已截断" in html
+        assert "校正后超出范围，已截断" in html
         assert "没有任何评审的项目不参加拟合" in html
         assert "不是直接取拟合出的项目水平" in html
     else:

@@ -106,10 +106,10 @@ def test_link_confirms_then_starts_a_session_and_lists_entries_in_chinese(client
     page = review_page(client)
     html = page.html
     assert '<html lang="zh-CN">' in html
-    for text in ("评审专家:王建华", "实效性", "创新性", "评审进度:已评 0 项,共 3 项"):
+    for text in ("评审专家：王建华", "实效性", "创新性", "评审进度：已评 0 项，共 3 项"):
         assert text in html
-    assert "评审时间:2026-11-21 09:00 至 2026-11-30 18:00(Asia/Shanghai 时间)" in html
-    for text in ("24小时热线", "类别:党建引领", "居民区:江场西路1366弄", "未评分"):
+    assert "评审时间：2026-11-21 09:00 至 2026-11-30 18:00（Asia/Shanghai 时间）" in html
+    for text in ("24小时热线", "类别：党建引领", "居民区：江场西路1366弄", "未评分"):
         assert text in html
     assert html.index("A01") < html.index("A02") < html.index("A03")
     impact = entry_inputs(page, "A01")["impact"]
@@ -144,7 +144,7 @@ def test_token_can_be_typed_instead_of_opened_as_a_link(client, campaign):
         data={"token": f" {found['token']} ", "csrf_token": typed.value("csrf_token")},
     )
     assert response.status_code == 303
-    assert "评审专家:王建华" in client.get("/review/c1").text
+    assert "评审专家：王建华" in client.get("/review/c1").text
 
 
 def test_page_without_a_session_sends_to_the_login(client, campaign):
@@ -224,9 +224,9 @@ def test_score_through_the_form_is_stored_and_shown(client, expert):
     assert stored["scores"] == {"impact": 32.5, "novelty": 10}
     assert stored["comment"] == "很好" and stored["revision"] == 1
     page = review_page(client, "?saved=A02")
-    assert "已保存:A02 团购管理(第 1 版)。" in page.html
+    assert "已保存：A02 团购管理（第 1 版）。" in page.html
     assert "已评分 · 第 1 版" in page.html
-    assert "评审进度:已评 1 项,共 3 项" in page.html
+    assert "评审进度：已评 1 项，共 3 项" in page.html
     inputs = entry_inputs(page, "A02")
     assert (inputs["impact"]["value"], inputs["novelty"]["value"]) == ("32.5", "10")
     assert ">很好</textarea>" in page.html
@@ -240,7 +240,7 @@ def test_revision_through_the_form_updates_and_shows_the_revision(client, expert
     assert post_score(client, page, comment="修改", impact=40, novelty=20).status_code == 303
     stored = own_scores(client, expert)["A01"]
     assert stored["revision"] == 2 and stored["total"] == 100
-    assert "已评分 · 第 2 版 · 折合 100 分(满分 100)" in review_page(client).html
+    assert "已评分 · 第 2 版 · 折合 100 分（满分 100）" in review_page(client).html
     history = client.get("/api/v1/campaigns/c1/entries/A01/scores/history", headers=ADMIN).json
     assert [h["revision"] for h in history["history"]] == [1, 2]
 
@@ -287,7 +287,7 @@ def test_errors_are_shown_next_to_the_criterion(client, app, expert, case):
         assert text in error["text"]
         assert error["id"] == f"A02-{error['data-field']}-error"
         assert page.described[f"A02-{error['data-field']}"] == error["id"]
-    assert "评分未保存,请查看 A02 下方的提示。" in page.html
+    assert "评分未保存，请查看 A02 下方的提示。" in page.html
     inputs = entry_inputs(page, "A02")
     typed = {k: str(v) for k, v in points.items()}
     assert {k: inputs[k]["value"] for k in typed} == typed
@@ -313,8 +313,8 @@ def test_recused_entries_are_absent_and_counted(client, campaign):
     page = review_page(client)
     assert "便民配药" not in page.html
     assert "A03" not in [i.get("id", "")[:3] for i in page.inputs]
-    assert "评审进度:已评 0 项,共 2 项" in page.html
-    assert "另有 1 个项目与您同属一个居民区,按规定回避,未列出。" in page.html
+    assert "评审进度：已评 0 项，共 2 项" in page.html
+    assert "另有 1 个项目与您同属一个居民区，按规定回避，未列出。" in page.html
     refused = client.post(
         "/review/c1/A03",
         data={"csrf_token": page.value("csrf_token"), "score-impact": "30", "score-novelty": "10"},
@@ -330,7 +330,7 @@ def test_review_closed_is_read_only_and_refuses_a_post(client, clock, expert):
     clock.set(CLOSED)
     closed = review_page(client)
     assert closed.error("review_closed")["text"].startswith("评审已经结束")
-    assert "截止时间:2026-11-30 18:00" in closed.html
+    assert "截止时间：2026-11-30 18:00" in closed.html
     assert not [i for i in closed.inputs if i.get("type") == "number"]
     assert "30 / 40" in closed.html and "已评分 · 第 1 版" in closed.html
     refused = post_score(client, page, impact=40, novelty=20)
@@ -344,7 +344,7 @@ def test_review_not_open_is_read_only(client, clock, expert):
     clock.set(BEFORE)
     page = review_page(client)
     assert page.error("review_not_open")
-    assert "开始时间:2026-11-21 09:00" in page.html
+    assert "开始时间：2026-11-21 09:00" in page.html
     assert "24小时热线" in page.html
     assert not [i for i in page.inputs if i.get("type") == "number"]
     assert not [u for u in page.urls if u.startswith("/review/c1/A")]

@@ -50,7 +50,7 @@ def check_channel(campaign: Campaign, channel: str) -> None:
         raise ApiError(
             401,
             "channel_not_allowed",
-            "本次评选只接受投票终端投票,需要投票终端令牌 / "
+            "本次评选只接受投票终端投票，需要投票终端令牌 / "
             "This campaign takes kiosk ballots only: a kiosk token is required",
             headers={"WWW-Authenticate": "Bearer"},
         )

@@ -244,7 +244,7 @@ def update_campaign(campaign: Campaign, patch: dict[str, Any], actor: str) -> Ca
             raise ApiError(
                 409,
                 "rules_locked",
-                "已有选票或评分,规则已锁定 / Rules are locked once a ballot or score exists",
+                "已有选票或评分，规则已锁定 / Rules are locked once a ballot or score exists",
                 {"fields": changed},
             )
     check_kind_change(campaign, old["voting"], new["voting"])
@@ -278,7 +278,7 @@ def _refuse_if_entries_locked(campaign: Campaign) -> None:
         raise ApiError(
             409,
             "entries_locked",
-            "投票已开始,参评对象不可增删改 / Entries are fixed once voting has opened",
+            "投票已开始，参评对象不可增删改 / Entries are fixed once voting has opened",
         )
 
 
@@ -398,7 +398,7 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
                         "line": line,
                         "errors": {
                             "_row": [
-                                f"需要 {len(CSV_HEADER)} 列,实际 {len(row)} 列 / expected "
+                                f"需要 {len(CSV_HEADER)} 列，实际 {len(row)} 列 / expected "
                                 f"{len(CSV_HEADER)} columns, got {len(row)}"
                             ]
                         },
@@ -447,7 +447,7 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
         raise ApiError(
             422,
             "invalid_csv",
-            "CSV 有错误,未导入任何行 / CSV has errors; nothing was imported",
+            "CSV 有错误，未导入任何行 / CSV has errors; nothing was imported",
             {"lines": errors},
         )
     if not items:

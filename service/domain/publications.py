@@ -114,7 +114,7 @@ def publishable_run(campaign_id: int, run_id: str | None) -> RankingRun:
         raise PublishError(
             409,
             "run_expired",
-            "该计算的选票树已清理,请重新计算 / This run's ballot tree was pruned; run again",
+            "该计算的选票树已清理，请重新计算 / This run's ballot tree was pruned; run again",
         )
     return run
 

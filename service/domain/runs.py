@@ -139,7 +139,7 @@ def requeue_lost_runs(connection, queues, grace: int) -> list[str]:
             run.error = rankings.canonical_json(
                 {
                     "code": "requeued",
-                    "message": "任务丢失(Redis 重启或进程终止),已重新排队 / "
+                    "message": "任务丢失（Redis 重启或进程终止），已重新排队 / "
                     "the job was lost (Redis restart or a dead worker) and is queued again",
                     "details": {},
                 }

@@ -105,7 +105,7 @@ def normalise_mobile(raw: str) -> str:
         digits = digits[2:]
     if not _MOBILE.match(digits):
         raise InvalidVoterId(
-            "手机号须为 11 位中国大陆号码(数字 0–9) / expected an 11-digit mainland mobile "
+            "手机号须为 11 位中国大陆号码（数字 0–9） / expected an 11-digit mainland mobile "
             "number (digits 0-9)"
         )
     return digits
@@ -119,7 +119,7 @@ def normalise_resident_id(raw: str) -> str:
     value = re.sub(r"\s", "", unicodedata.normalize("NFKC", raw)).upper()
     if not _RESIDENT.match(value):
         raise InvalidVoterId(
-            "身份证号须为 18 位(数字 0–9,末位可为 X) / expected an 18-character resident ID "
+            "身份证号须为 18 位（数字 0–9，末位可为 X） / expected an 18-character resident ID "
             "number (digits 0-9, last may be X)"
         )
     if resident_id_check_char(value[:17]) != value[17]:

@@ -1,6 +1,6 @@
 from urllib.parse import urlencode
 
-from flask import has_request_context, render_template, request, url_for
+from flask import has_request_context, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -9,6 +9,7 @@ from ..domain.campaigns import campaign_status
 from ..extensions import db
 from ..models import Campaign, Publication, RankingRun
 from . import bp
+from .render import in_voters_language
 
 
 def status_label(status: str) -> str:
@@ -30,12 +31,43 @@ def _lang_url(lang: str) -> str:
     return f"{request.path}?{urlencode(args)}"
 
 
+@bp.app_template_filter("in_lang")
+def _in_lang(text: str | None) -> str:
+    """A bilingual "中文 / English" text (a campaign title, say) in the page's language."""
+    return in_voters_language(text) if text else ""
+
+
+def _size_url(size: str) -> str:
+    """The current page with the text size switched (kept in the session from then on)."""
+    args = request.args.to_dict()
+    args["size"] = size
+    return f"{request.path}?{urlencode(args)}"
+
+
+@bp.before_app_request
+def _remember_text_size():
+    """大字版: ``?size=large`` (or ``normal``) on any page sets the text size for the rest
+    of the visit; it works with links alone, no script."""
+    size = request.args.get("size")
+    if size in ("large", "normal"):
+        session["size"] = size
+
+
 @bp.app_context_processor
 def _language():
     if not has_request_context():
         return {}
     english = str(get_locale()) == "en"
+    large = session.get("size") == "large"
     return {
+        "large_text": large,
+        # Not on pages whose URL carries a secret token (kiosk enrolment, expert link):
+        # the switch's link would repeat it.
+        "size_switch": None
+        if "token" in request.args
+        else (_("标准字"), _size_url("normal"))
+        if large
+        else (_("大字版"), _size_url("large")),
         "html_lang": "en" if english else "zh-CN",
         "other_lang": (
             ("中文", "zh-CN", _lang_url("zh")) if english else ("English", "en", _lang_url("en"))

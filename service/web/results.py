@@ -146,11 +146,11 @@ def _award_words(award: str | None) -> str:
 def _weights_text(method: dict) -> str:
     wp, we = float(method["public_weight"]), float(method["expert_weight"])
     if we == 0:
-        return _("只按公众投票排名:综合得分 = 投票得分 × %(p)s。", p=_percent(wp))
+        return _("只按公众投票排名：综合得分 = 投票得分 × %(p)s。", p=_percent(wp))
     if wp == 0:
-        return _("只按专家评审排名:综合得分 = 专家得分 × %(e)s。", e=_percent(we))
+        return _("只按专家评审排名：综合得分 = 专家得分 × %(e)s。", e=_percent(we))
     return _(
-        "综合得分 = 公众投票 %(p)s + 专家评审 %(e)s(投票得分 × %(p)s + 专家得分 × %(e)s)。",
+        "综合得分 = 公众投票 %(p)s + 专家评审 %(e)s（投票得分 × %(p)s + 专家得分 × %(e)s）。",
         p=_percent(wp),
         e=_percent(we),
     )
@@ -158,15 +158,15 @@ def _weights_text(method: dict) -> str:
 
 def _vote_score_text(kind: str) -> str:
     words = {
-        "max": _("投票得分 = 100 × 该项目票数 ÷ 最高票数(得票最多的项目为 100 分)。"),
-        "approval_rate": _("投票得分 = 100 × 该项目票数 ÷ 计入的选票数(支持率)。"),
-        "share": _("投票得分 = 100 × 该项目票数 ÷ 全部项目票数之和(得票占比)。"),
+        "max": _("投票得分 = 100 × 该项目票数 ÷ 最高票数（得票最多的项目为 100 分）。"),
+        "approval_rate": _("投票得分 = 100 × 该项目票数 ÷ 计入的选票数（支持率）。"),
+        "share": _("投票得分 = 100 × 该项目票数 ÷ 全部项目票数之和（得票占比）。"),
         "rank_points": _(
-            "投票得分按票数名次给分:票数第一为 100 分,最后一名为 0 分,其间均匀分布;"
+            "投票得分按票数名次给分：票数第一为 100 分，最后一名为 0 分，其间均匀分布；"
             "票数相同的项目得分相同。"
         ),
         "log": _(
-            "投票得分 = 100 × log(1 + 该项目票数) ÷ log(1 + 最高票数)(对数压缩,减小票数悬殊的影响)。"
+            "投票得分 = 100 × log(1 + 该项目票数) ÷ log(1 + 最高票数)（对数压缩，减小票数悬殊的影响）。"
         ),
     }
     return words.get(kind, kind)
@@ -176,7 +176,7 @@ def _aggregate_text(kind: str) -> str:
     words = {
         "mean": _("项目的专家得分取各份评审分的平均值。"),
         "trimmed_mean": _(
-            "项目的专家得分:评审不少于 %(n)s 份时,去掉一个最高分和一个最低分后取平均值;"
+            "项目的专家得分：评审不少于 %(n)s 份时，去掉一个最高分和一个最低分后取平均值；"
             "少于 %(n)s 份时取平均值。",
             n=TRIM_MIN_REVIEWS,
         ),
@@ -189,10 +189,10 @@ def _calibration_text(kind: str) -> str:
     words = {
         "none": _("不对评委的宽严程度做校正。"),
         "zscore": _(
-            "校正评委的宽严:每位评委的分数先换算为标准分(z 分数),再换回全体评委的分数尺度。"
+            "校正评委的宽严：每位评委的分数先换算为标准分（z 分数），再换回全体评委的分数尺度。"
         ),
         "additive": _(
-            "校正评委的宽严:用最小二乘法拟合“项目水平 + 评委偏差”模型,"
+            "校正评委的宽严：用最小二乘法拟合“项目水平 + 评委偏差”模型，"
             "从每份评审分中扣除该评委的偏差。"
         ),
     }
@@ -210,28 +210,28 @@ def _calibration_fine_print(method: dict) -> list[str]:
     if kind == "zscore":
         lines.append(
             _(
-                "标准分 z =(评审分 − 该评委的平均分)÷ 该评委的标准差,校正后 = 全体平均分 + z × "
-                "全体标准差。标准差都是总体标准差(除以份数 n,不是 n − 1);全体平均分和标准差"
-                "按所有评审分合在一起计算。只有一份评审或各份分数相同的评委,z 取 0。"
+                "标准分 z =（评审分 − 该评委的平均分）÷ 该评委的标准差，校正后 = 全体平均分 + z × "
+                "全体标准差。标准差都是总体标准差（除以份数 n，不是 n − 1）；全体平均分和标准差"
+                "按所有评审分合在一起计算。只有一份评审或各份分数相同的评委，z 取 0。"
             )
         )
     else:
         lines.append(
             _(
-                "校正后 = 评审分 − 该评委的偏差;所有评委的偏差之和为 0。拟合只用有评审的项目:"
-                "没有任何评审的项目不参加拟合,专家得分为 0,并标为“评审数不足”。"
+                "校正后 = 评审分 − 该评委的偏差；所有评委的偏差之和为 0。拟合只用有评审的项目："
+                "没有任何评审的项目不参加拟合，专家得分为 0，并标为“评审数不足”。"
             )
         )
         lines.append(
             _(
-                "项目的专家得分是把校正后的各份评审分按上面的方法汇总得出,不是直接取拟合出的"
-                "项目水平;只有取平均值且没有分数被截断时,两者才相等。"
+                "项目的专家得分是把校正后的各份评审分按上面的方法汇总得出，不是直接取拟合出的"
+                "项目水平；只有取平均值且没有分数被截断时，两者才相等。"
             )
         )
     lines.append(
         _(
-            "校正后的评审分限制在 %(lo)s 到 %(hi)s 之间(低于 %(lo)s 记为 %(lo)s,高于 %(hi)s 记为 "
-            "%(hi)s),然后再汇总。每位评委的校正参数和每份评审的原始分、校正后分数见“评审明细”。",
+            "校正后的评审分限制在 %(lo)s 到 %(hi)s 之间（低于 %(lo)s 记为 %(lo)s，高于 %(hi)s 记为 "
+            "%(hi)s），然后再汇总。每位评委的校正参数和每份评审的原始分、校正后分数见“评审明细”。",
             lo=_short(low),
             hi=_short(high),
         )
@@ -244,7 +244,7 @@ def _selection_text(method: dict) -> list[str]:
     lines: list[str] = []
     if rule == "top":
         if method.get("winners") is None:
-            lines.append(_("本次只排名,不评选入选项目。"))
+            lines.append(_("本次只排名，不评选入选项目。"))
         else:
             lines.append(_("按排名从高到低选出 %(n)s 个入选项目。", n=method["winners"]))
             quotas = method.get("categories") or {}
@@ -260,7 +260,7 @@ def _selection_text(method: dict) -> list[str]:
                         parts.append(_("%(c)s %(min)s–%(max)s 个", c=category, min=low, max=high))
                 lines.append(
                     _(
-                        "各类别名额:%(quotas)s;先保证每个类别的最低名额,再按排名补足。",
+                        "各类别名额：%(quotas)s；先保证每个类别的最低名额，再按排名补足。",
                         quotas=_(";").join(parts),
                     )
                 )
@@ -269,23 +269,23 @@ def _selection_text(method: dict) -> list[str]:
     elif rule == "greedy_budget":
         lines.append(
             _(
-                "在预算 %(b)s 以内按排名依次选取:放不下的项目跳过,继续看排在后面的项目。",
+                "在预算 %(b)s 以内按排名依次选取：放不下的项目跳过，继续看排在后面的项目。",
                 b=_money(method.get("budget")),
             )
         )
     elif rule == "greedy_budget_no_skip":
         lines.append(
             _(
-                "在预算 %(b)s 以内按排名依次选取,遇到第一个放不下的项目即停止。",
+                "在预算 %(b)s 以内按排名依次选取，遇到第一个放不下的项目即停止。",
                 b=_money(method.get("budget")),
             )
         )
     elif rule == "equal_shares":
         lines.append(
             _(
-                "均等份额法(Method of Equal Shares):预算 %(b)s 平均分给每张计入的选票,"
-                "每个项目的经费由支持它的选票分摊,依次选出每份经费支持者最多的项目;"
-                "最后按“add1”方式逐步增加人均预算,补足剩余经费。",
+                "均等份额法（Method of Equal Shares）：预算 %(b)s 平均分给每张计入的选票，"
+                "每个项目的经费由支持它的选票分摊，依次选出每份经费支持者最多的项目；"
+                "最后按“add1”方式逐步增加人均预算，补足剩余经费。",
                 b=_money(method.get("budget")),
             )
         )
@@ -311,7 +311,7 @@ def _notes_text(notes: list[dict]) -> list[str]:
         if note.get("code") == "seats_unfilled":
             lines.append(
                 _(
-                    "%(w)s 个名额中只选满了 %(s)s 个:符合入选条件的项目不够。",
+                    "%(w)s 个名额中只选满了 %(s)s 个：符合入选条件的项目不够。",
                     w=details.get("winners", "?"),
                     s=details.get("selected", "?"),
                 )
@@ -319,7 +319,7 @@ def _notes_text(notes: list[dict]) -> list[str]:
         elif note.get("code") == "constraints_ignored":
             lines.append(
                 _(
-                    "所选的评选规则不使用这些设置:%(f)s。",
+                    "所选的评选规则不使用这些设置：%(f)s。",
                     f=", ".join(details.get("fields") or []),
                 )
             )
@@ -358,12 +358,12 @@ def _method_items(doc: dict) -> list[tuple[str, list[str]]]:
         items.append((_("公众投票"), [_vote_score_text(method["vote_score"])]))
     if we > 0:
         expert = [
-            _("每份评审按评分细则折算为百分制:100 × Σ(权重 × 得分)÷ Σ(权重 × 满分)。"),
+            _("每份评审按评分细则折算为百分制：100 × Σ(权重 × 得分) ÷ Σ(权重 × 满分)。"),
         ]
         if "raw_score_decimals" in method:
             expert.append(
                 _(
-                    "每份评审分先保留 %(n)s 位小数,再参与校正和汇总;公布的原始分就是计算所用的分数。",
+                    "每份评审分先保留 %(n)s 位小数，再参与校正和汇总；公布的原始分就是计算所用的分数。",
                     n=method["raw_score_decimals"],
                 )
             )
@@ -371,7 +371,7 @@ def _method_items(doc: dict) -> list[tuple[str, list[str]]]:
         if method.get("min_reviews"):
             expert.append(
                 _(
-                    "评审少于 %(n)s 份的项目标为“评审数不足”:仍参加排名,但不能入选。",
+                    "评审少于 %(n)s 份的项目标为“评审数不足”：仍参加排名，但不能入选。",
                     n=method["min_reviews"],
                 )
             )
@@ -379,11 +379,11 @@ def _method_items(doc: dict) -> list[tuple[str, list[str]]]:
         expert.extend(_calibration_fine_print(method))
         items.append((_("专家评审"), expert))
     chain = " → ".join(_tie_words(rule) or "" for rule in method["tie_break"])
-    ties = [_("综合得分相同时依次比较:%(chain)s。", chain=chain)]
+    ties = [_("综合得分相同时依次比较：%(chain)s。", chain=chain)]
     if "lot" in method["tie_break"]:
         ties.append(
             _(
-                "抽签是以公开的种子 %(seed)s 打乱顺序,种子由输入数据的摘要得出,任何人都可以复现。",
+                "抽签是以公开的种子 %(seed)s 打乱顺序，种子由输入数据的摘要得出，任何人都可以复现。",
                 seed=doc.get("lot_seed", "?"),
             )
         )
@@ -436,7 +436,7 @@ def _review_breakdown(doc: dict) -> dict[str, Any] | None:
             if d.get("dropped"):
                 notes.append(_("去掉的最高分或最低分"))
             if d.get("clipped"):
-                notes.append(_("校正后超出范围,已截断"))
+                notes.append(_("校正后超出范围，已截断"))
             if how == "additive":
                 adjust = _("偏差 %(b)s", b=_num(d.get("bias")))
             elif how == "zscore":

@@ -106,7 +106,7 @@ def _token_refused(error: ApiError):
     if error.code == "wrong_campaign":
         message = _("这个评审链接属于另一个评选活动。请打开主办方发给您的本活动评审链接。")
     else:
-        message = _("评审链接无效,或您的评审资格已被撤销。请向主办方索取新的评审链接。")
+        message = _("评审链接无效，或您的评审资格已被撤销。请向主办方索取新的评审链接。")
     return error_page(403, error.code, message, {"Cache-Control": "no-store"})
 
 
@@ -126,7 +126,7 @@ def _revoked_page():
     return error_page(
         403,
         "expert_revoked",
-        _("您的评审资格已被撤销,不能再查看或提交评分。如有疑问,请联系主办方。"),
+        _("您的评审资格已被撤销，不能再查看或提交评分。如有疑问，请联系主办方。"),
         {"Cache-Control": "no-store"},
     )
 
@@ -138,11 +138,11 @@ def _window_text(code: str, campaign: Campaign) -> str:
     window = review_window(campaign)
     if code == "review_not_open":
         opens = _local(campaign, window.opens_at)
-        text = _("评审尚未开始,现在只能浏览,不能评分。")
-        return text + (" " + _("开始时间:%(t)s", t=opens) if opens else "")
+        text = _("评审尚未开始，现在只能浏览，不能评分。")
+        return text + (" " + _("开始时间：%(t)s", t=opens) if opens else "")
     closes = _local(campaign, window.closes_at)
-    text = _("评审已经结束,评分不能再提交或修改。")
-    return text + (" " + _("截止时间:%(t)s", t=closes) if closes else "")
+    text = _("评审已经结束，评分不能再提交或修改。")
+    return text + (" " + _("截止时间：%(t)s", t=closes) if closes else "")
 
 
 def _error_text(exc: ApiError, campaign: Campaign, field: str) -> str:
@@ -152,16 +152,16 @@ def _error_text(exc: ApiError, campaign: Campaign, field: str) -> str:
         return _window_text(exc.code, campaign)
     if exc.code == "validation_error":
         if field == "comment":
-            return _("评语最多 %(n)s 字,请删减后再保存。", n=COMMENT_MAX)
-        return _("请输入数字,例如 32 或 32.5。")
+            return _("评语最多 %(n)s 字，请删减后再保存。", n=COMMENT_MAX)
+        return _("请输入数字，例如 32 或 32.5。")
     messages = {
         "out_of_range": lambda: _(
             "分数须在 0 到 %(max)s 之间。", max=_points(details.get("max", 0))
         ),
         "missing_criterion": lambda: _("请填写这一项的分数。"),
-        "recused": lambda: _("该项目与您同属一个居民区,按规定须回避,不能由您评分。"),
+        "recused": lambda: _("该项目与您同属一个居民区，按规定须回避，不能由您评分。"),
         "not_assigned": lambda: _("该项目没有分配给您评审。"),
-        "unknown_criterion": lambda: _("表单中的评分项与本次评审不符,请刷新页面后重新填写。"),
+        "unknown_criterion": lambda: _("表单中的评分项与本次评审不符，请刷新页面后重新填写。"),
         "not_found": lambda: _("本次评审中没有这个参评项目。"),
     }
     if exc.code in messages:
@@ -383,7 +383,7 @@ def csrf_failed(exc: CSRFError):
         return error_page(
             400,
             "csrf_failed",
-            _("页面已过期,请返回评审页面刷新后重新提交。"),
+            _("页面已过期，请返回评审页面刷新后重新提交。"),
             {"Cache-Control": "no-store"},
         )
     return vote_pages.csrf_failed(exc)

@@ -89,20 +89,20 @@ def _voter_field(kind: str) -> dict:
             "label": _("身份证号"),
             "inputmode": "text",
             "maxlength": 24,
-            "hint": _("18 位,最后一位可以是 X。号码只用于防止重复投票,不会被保存。"),
+            "hint": _("18 位，最后一位可以是 X。号码只用于防止重复投票，不会被保存。"),
         }
     if kind == "member_code":
         return {
             "label": _("会员编号"),
             "inputmode": "text",
             "maxlength": 64,
-            "hint": _("编号只用于防止重复投票,不会被保存。"),
+            "hint": _("编号只用于防止重复投票，不会被保存。"),
         }
     return {
         "label": _("手机号"),
         "inputmode": "numeric",
         "maxlength": 20,
-        "hint": _("11 位手机号。号码只用于防止重复投票,不会被保存。"),
+        "hint": _("11 位手机号。号码只用于防止重复投票，不会被保存。"),
     }
 
 
@@ -122,8 +122,8 @@ def _error_text(exc: ApiError, kind: str) -> str:
     details = exc.details or {}
     if exc.code == "invalid_voter_id":
         return {
-            "cn_resident_id": _("请输入正确的 18 位身份证号(最后一位可以是 X)。"),
-            "member_code": _("请输入会员编号(1–64 个字符)。"),
+            "cn_resident_id": _("请输入正确的 18 位身份证号（最后一位可以是 X）。"),
+            "member_code": _("请输入会员编号（1–64 个字符）。"),
         }.get(kind, _("请输入正确的 11 位手机号。"))
     if exc.code == "invalid_code":
         left = details.get("attempts_left")
@@ -134,15 +134,15 @@ def _error_text(exc: ApiError, kind: str) -> str:
         return _("验证码刚刚发送过，请 %(n)s 秒后再重新发送。", n=details.get("retry_after", 60))
     if exc.code == "already_voted":
         if details.get("limit") == "daily":
-            return _("您今天已经投过票了,每人每天限投一次。")
-        return _("您已经投过票了,每人限投一次。")
+            return _("您今天已经投过票了，每人每天限投一次。")
+        return _("您已经投过票了，每人限投一次。")
     messages = {
         "too_few_choices": lambda: _("请至少选择 %(n)s 项。", n=details.get("min", 1)),
         "too_many_choices": lambda: _(
-            "最多只能选择 %(n)s 项,请取消多余的选择。", n=details.get("max", 1)
+            "最多只能选择 %(n)s 项，请取消多余的选择。", n=details.get("max", 1)
         ),
         "duplicate_choice": lambda: _("同一项目不能重复选择。"),
-        "unknown_entry": lambda: _("所选项目不在本次评选中,请重新选择。"),
+        "unknown_entry": lambda: _("所选项目不在本次评选中，请重新选择。"),
         "not_on_roll": lambda: _(
             "您填写的信息不在本次评选的选民名册中，无法投票。如有疑问，请联系居委会。"
         ),
@@ -151,10 +151,10 @@ def _error_text(exc: ApiError, kind: str) -> str:
             codes="、".join(details.get("codes", [])),
         ),
         "voting_not_open": lambda: _("投票尚未开始。"),
-        "voting_closed": lambda: _("投票已经结束,感谢您的关注。"),
+        "voting_closed": lambda: _("投票已经结束，感谢您的关注。"),
         "channel_not_allowed": lambda: _("本次评选不接受这种投票方式。"),
-        "ballot_id_reused": lambda: _("这张选票已经提交过。如需再次投票,请重新填写。"),
-        "bad_request": lambda: _("表单不完整,请重新填写并提交。"),
+        "ballot_id_reused": lambda: _("这张选票已经提交过。如需再次投票，请重新填写。"),
+        "bad_request": lambda: _("表单不完整，请重新填写并提交。"),
         "verification_required": lambda: _("请先点击“发送验证码”，再填写短信中的 6 位验证码。"),
         "code_expired": lambda: _("验证码已过期，请重新发送验证码。"),
         "too_many_attempts": lambda: _("验证码错误次数过多，请重新发送验证码。"),
@@ -259,10 +259,10 @@ def _refusal(campaign: Campaign):
         check_channel(campaign, "kiosk" if device.is_kiosk else "web")
     except ApiError as exc:
         if device.is_kiosk:
-            message = _("本次评选不接受投票终端投票,请使用网页投票。")
+            message = _("本次评选不接受投票终端投票，请使用网页投票。")
         else:
             message = _(
-                "本次评选只接受投票终端投票,本设备不是已登记的投票终端。请到现场投票点投票。"
+                "本次评选只接受投票终端投票，本设备不是已登记的投票终端。请到现场投票点投票。"
             )
         return error_page(exc.status, exc.code, message, {"Cache-Control": "no-store"})
     return None
@@ -368,10 +368,10 @@ def receipt(slug: str, receipt: str):
 def _status_text(result: dict) -> str:
     status = result.get("status")
     if status == "counted":
-        return _("已计入:您的选票已计入第 %(v)s 版公示结果。", v=result.get("publication", "?"))
+        return _("已计入：您的选票已计入第 %(v)s 版公示结果。", v=result.get("publication", "?"))
     if status == "excluded":
-        return _("已排除:这张选票没有计入结果。")
-    return _("已记录:您的选票已安全保存,结果公示后将计入统计。")
+        return _("已排除：这张选票没有计入结果。")
+    return _("已记录：您的选票已安全保存，结果公示后将计入统计。")
 
 
 @bp.get("/receipt")
@@ -404,9 +404,9 @@ def receipt_lookup_page():
 def csrf_failed(exc: CSRFError):
     slug = (request.view_args or {}).get("slug")
     if slug:
-        message = _("页面已过期,请返回投票页重新填写后提交。")
+        message = _("页面已过期，请返回投票页重新填写后提交。")
     else:
-        message = _("页面已过期,请返回上一页刷新后重试。")
+        message = _("页面已过期，请返回上一页刷新后重试。")
     return error_page(400, "csrf_failed", message, {"Cache-Control": "no-store"})
 
 
@@ -419,6 +419,6 @@ def rate_limited(exc):
     return error_page(
         429,
         "rate_limited",
-        _("提交太频繁了,请 %(n)s 秒后再试。", n=retry),
+        _("提交太频繁了，请 %(n)s 秒后再试。", n=retry),
         {"Retry-After": str(retry), "Cache-Control": "no-store"},
     )
