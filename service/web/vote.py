@@ -481,9 +481,7 @@ def _status_text(result: dict) -> str:
         return _("已计入:您的选票已计入第 %(v)s 版公示结果。", v=result.get("publication", "?"))
     if status == "excluded":
         if result.get("publication"):
-            return _(
-                "已排除：这张选票没有计入第 %(v)s 版公示结果。", v=result.get("publication")
-            )
+            return _("已排除：这张选票没有计入第 %(v)s 版公示结果。", v=result.get("publication"))
         return _("已排除:这张选票没有计入结果。")
     return _("已记录:您的选票已安全保存,结果公示后将计入统计。")
 
