@@ -393,7 +393,7 @@ def submit_area_on_screen(page) -> dict:
     viewport = page.viewport_size
     box = page.locator("#submit-ballot").bounding_box()
     assert box is not None
-    assert 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"], (box, viewport)
+    assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], (box, viewport)
     return box
 
 
