@@ -46,7 +46,11 @@ class BallotFormSchema(Schema):
     ballot_id = fields.UUID(required=True)
     voter_id = fields.String(load_default="")
     choices = fields.List(fields.String(), load_default=list)
-    action = fields.String(load_default="")  # "send_code": the SMS step's first button
+    # "send_code": the SMS step's first button; "filter" / "show_all": the list filter
+    action = fields.String(load_default="")
+    area = fields.String(load_default="")
+    category = fields.String(load_default="")
+    q = fields.String(load_default="")
     verification_id = fields.String(load_default="")
     code = fields.String(load_default="")
 

@@ -592,9 +592,9 @@ def browsing(browser, base: str, **options) -> Iterator:
     watch.check()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 # A phone-sized touch screen; a kiosk tablet is wider, so this is the harder case.
@@ -655,7 +655,7 @@ def assert_touch_size(page, selector: str) -> None:
         )
 
 
-def submit(page, selector: str = "form.ballot button[type=submit]"):
+def submit(page, selector: str = "#submit-ballot"):
     """Tap a submit button and wait for the answer; returns the main response."""
     with page.expect_navigation() as nav:
         page.tap(selector)

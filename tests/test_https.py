@@ -135,7 +135,7 @@ def vote(page, base: str, phone: str) -> str:
     page.check("#choice-A01")
     page.fill("#voter_id", phone)
     with page.expect_navigation() as nav:
-        page.click("form.ballot button[type=submit]")
+        page.click("#submit-ballot")
     assert nav.value.status == 200, page.content()
     expect(page).to_have_url(re.compile(rf"/vote/tls/receipt/{RECEIPT_RE}$"))
     return page.locator("#receipt-code").inner_text()

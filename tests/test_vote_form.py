@@ -68,7 +68,8 @@ def test_form_renders_in_chinese_by_default(client, open_campaign):
         assert text in html
     for text in ("党建引领", "团购管理", "关怀疏导", "24小时热线", "居民区：江场西路1366弄"):
         assert text in html
-    assert html.index("党建引领") < html.index("24小时热线") < html.index("团购管理")
+    listed = html[html.index('class="choices"') :]  # the filter's options come first
+    assert listed.index("党建引领") < listed.index("24小时热线") < listed.index("团购管理")
     page = Page(html)
     assert '<label for="voter_id">手机号</label>' in html
     voter = page.input("voter_id")
@@ -126,7 +127,9 @@ def test_pages_use_no_script_and_no_external_assets(client, open_campaign):
         assert "<script" not in page.html.lower()
         assert page.urls
         for url in page.urls:
-            assert not url.startswith(("http://", "https://", "//")), url
+            # The receipt links its own absolute lookup address (the QR code's), no other.
+            own = url.startswith("http://localhost/receipt/")
+            assert own or not url.startswith(("http://", "https://", "//")), url
         assert 'href="/static/site.css"' in page.html
 
 
@@ -144,7 +147,7 @@ def test_successful_post_redirects_to_a_receipt_without_the_voter(client, app, o
     assert receipt.status_code == 200
     assert receipt.headers["Cache-Control"] == "no-store"
     page = Page(receipt.text)
-    assert page.refresh() is None  # a personal device: no automatic return (kiosks only)
+    assert page.refresh() is None  # a personal device: no return to a fresh form
     code = location.rsplit("/", 1)[1]
     assert code in receipt.text
     assert re.search(r"<svg[^>]*class=\"qr\"", receipt.text)
@@ -201,12 +204,14 @@ def test_errors_are_shown_next_to_the_field(client, app, clock, open_campaign, c
     assert error["data-field"] == field
     assert (en if lang == "en" else zh) in error["text"]
     assert (zh if lang == "en" else en) not in response.text
-    assert voter not in response.text
     if field != "form":
         described = page.described["voter_id" if field == "voter_id" else "fieldset"]
         assert error["id"] in described.split()
-        assert page.input("voter_id")["value"] == ""
+        assert page.input("voter_id")["value"] == voter  # a personal device: kept
         assert page.checked() == choices
+        # The summary at the top names the problem itself, not just "提交未成功".
+        summary = response.text.split('id="error-summary"', 1)[1].split("</div>", 1)[0]
+        assert (en if lang == "en" else zh) in summary
     if code == "already_voted":
         assert page.value("ballot_id") != form.value("ballot_id")
     elif field != "form":
@@ -243,7 +248,7 @@ def test_form_without_a_valid_ballot_id_is_shown_again(client, app, open_campaig
     assert page.error("bad_request")["data-field"] == "form"
     assert uuid.UUID(page.value("ballot_id")).version == 4
     assert page.checked() == ["A01"]
-    assert PHONE not in response.text
+    assert page.input("voter_id")["value"] == PHONE  # a personal device: kept
     assert ballot_count(app) == 0
 
 
@@ -426,15 +431,19 @@ def test_receipt_lookup_page_says_recorded(client, open_campaign):
     open_campaign()
     location = post_form(client, get_form(client), PHONE, ["A01"]).headers["Location"]
     code = location.rsplit("/", 1)[1]
-    found = client.get(f"/receipt?code={code.replace('-', '').lower()}")
+    typed = client.get(f"/receipt?code={code.replace('-', '').lower()}")
+    assert typed.status_code == 303
+    assert typed.headers["Location"] == f"/receipt/{code}"
+    found = client.get(typed.headers["Location"])
     assert found.status_code == 200
     assert "已记录" in found.text
     assert code in found.text
     assert "优秀案例评选" in found.text
     assert PHONE not in found.text
-    english = client.get(f"/receipt?code={code}&lang=en")
+    english = client.get(f"/receipt/{code}?lang=en")
     assert "Recorded:" in english.text
-    missing = client.get("/receipt?code=AAAA-BBBB-CCCC-DDDD")
+    assert "/api/v1/" not in found.text + english.text
+    missing = client.get("/receipt?code=AAAA-BBBB-CCCC-DDDD", follow_redirects=True)
     assert missing.status_code == 404
     assert Page(missing.text).error("not_found")
 
@@ -451,7 +460,7 @@ def test_receipt_lookup_says_excluded_with_the_reason(client, open_campaign):
         headers=ADMIN,
     )
     assert r.status_code == 201, r.json
-    page = client.get(f"/receipt?code={code}")
+    page = client.get(f"/receipt?code={code}", follow_redirects=True)
     assert "已排除" in page.text
     assert "原因：终端异常" in page.text
 
@@ -609,11 +618,193 @@ def test_receipt_on_a_kiosk_has_no_links_away(client, make_campaign, clock):
         json={"ballot_id": str(uuid.uuid4()), "voter_id": "13712345678", "choices": ["A01"]},
     ).json["receipt"]
     web_page = client.get(f"/vote/c1/receipt/{receipt}").get_data(as_text=True)
-    assert 'href="/api/v1/receipts/' in web_page
-    from tests.support import Page
-
+    assert f'href="http://localhost/receipt/{receipt}"' in web_page
+    assert Page(web_page).refresh() is None
     confirm = Page(client.get(f"/kiosk/enrol?token={token}").text)
     client.post("/kiosk/enrol", data={"token": token, "csrf_token": confirm.value("csrf_token")})
     kiosk_page = client.get(f"/vote/c1/receipt/{receipt}").get_data(as_text=True)
-    assert f"/api/v1/receipts/{receipt}" in kiosk_page
-    assert 'href="/api/v1/receipts/' not in kiosk_page and "/receipt?code=" not in kiosk_page
+    # The lookup address as text to note down (and in the QR code), no link away; and
+    # only here the page returns to a fresh form for the next voter.
+    assert f'<code id="lookup-url">http://localhost/receipt/{receipt}</code>' in kiosk_page
+    assert "/api/v1/receipts/" not in kiosk_page and "/receipt/" + receipt + '"' not in kiosk_page
+    assert Page(kiosk_page).refresh() == "8; url=/vote/c1"
+
+
+# --- a long ballot: filter, count, errors at the top, typed number (issue 17) --------
+
+# A 楼组之最-like ballot: buildings in three 居民区 and two categories, and a budget
+# ballot's grid and cost on some.
+LONG = [
+    {
+        "code": f"B{i:03d}",
+        "title": f"{area}{i}号楼",
+        "category": "最具人气" if i % 2 else "最具活力",
+        "area": f"{area}居民区",
+        **({"grid": f"{area}一网格", "cost": 48000 + i} if i <= 3 else {}),
+    }
+    for i, area in enumerate(["龙馨嘉园", "场中", "阳城"] * 10, start=1)
+]
+
+
+def post_filter(client, page: Page, *, voter_id="", choices=(), action="filter", **filters):
+    data = {
+        "csrf_token": page.value("csrf_token"),
+        "ballot_id": page.value("ballot_id"),
+        "voter_id": voter_id,
+        "choices": list(choices),
+        "action": action,
+        **filters,
+    }
+    return client.post("/vote/c1", data=data)
+
+
+def shown_codes(page: Page) -> list[str]:
+    return [i["value"] for i in page.inputs if i.get("name") == "choices"]
+
+
+def test_filter_keeps_the_selection_the_ballot_id_and_the_typed_number(client, app, open_campaign):
+    """The filter button posts the ballot form itself: it lists one 居民区's entries,
+    keeps the ticked ones from elsewhere (shown apart), the ballot id and, on a personal
+    device, the number; it casts nothing. The ballot then goes through as usual."""
+    open_campaign(entries=LONG, voting={"max_choices": 5})
+    form = get_form(client)
+    assert len(shown_codes(form)) == 30
+    response = post_filter(
+        client, form, voter_id=PHONE, choices=["B001", "B002"], area="场中居民区"
+    )
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = Page(response.text)
+    codes = shown_codes(page)
+    assert codes[:1] == ["B001"]  # ticked, outside the filter: kept, listed first
+    assert sorted(codes[1:]) == [f"B{i:03d}" for i in range(2, 31, 3)]
+    assert page.checked() == ["B001", "B002"]
+    assert "已选（不在当前筛选结果中）" in response.text
+    assert "显示 10 项（共 30 项）" in response.text
+    assert page.value("ballot_id") == form.value("ballot_id")
+    assert page.input("voter_id")["value"] == PHONE
+    assert 'data-count="2"' in response.text and "已选 2 项" in response.text
+    assert ballot_count(app) == 0
+
+    # A name search on top, then "show all": the choices stay through each.
+    page = Page(post_filter(client, page, choices=page.checked() + ["B005"], q="场中 5").text)
+    assert sorted(shown_codes(page)) == ["B001", "B002", "B005"]
+    page = Page(post_filter(client, page, choices=page.checked(), action="show_all").text)
+    assert len(shown_codes(page)) == 30 and sorted(page.checked()) == ["B001", "B002", "B005"]
+
+    cast = post_form(client, page, PHONE, page.checked())
+    assert cast.status_code == 303
+    [ballot] = ballots(app)
+    assert ballot.id == form.value("ballot_id")
+
+
+def test_a_get_filter_lists_matching_entries(client, open_campaign):
+    """?area=&category=&q= gives the same filtered list without a post (a shareable
+    link), and an empty result says so."""
+    open_campaign(entries=LONG)
+    page = get_form(client, query="?area=阳城居民区&category=最具活力")
+    assert sorted(shown_codes(page)) == [f"B{i:03d}" for i in (6, 12, 18, 24, 30)]
+    assert shown_codes(get_form(client, query="?q=B017")) == ["B017"]
+    empty = client.get("/vote/c1?q=不存在的楼")
+    assert "没有符合筛选条件的项目" in empty.text
+    assert "No entry matches" in client.get("/vote/c1?q=nothing&lang=en").text
+
+
+def test_filtering_is_not_counted_as_a_ballot_attempt(client, app, open_campaign, monkeypatch):
+    """Filter posts re-render the form like a GET: the ballot rate limit ignores them."""
+    monkeypatch.setitem(app.config, "RATELIMIT_BALLOTS_WEB", "2 per minute")
+    open_campaign(entries=LONG)
+    form = get_form(client)
+    for _ in range(4):
+        assert post_filter(client, form, q="龙馨").status_code == 200
+    codes = [post_form(client, form, "139", ["B001"]).status_code for _ in range(3)]
+    assert codes == [422, 422, 429]
+
+
+def test_an_error_is_named_at_the_top_and_the_count_shown(client, app, open_campaign):
+    """ "您已经投过票了" in the summary at the top (not only beside the field at the foot
+    of a long list), next to the field too, and the count of chosen entries."""
+    open_campaign(entries=LONG, voting={"max_choices": 3})
+    assert post_form(client, get_form(client), PHONE, ["B001"]).status_code == 303
+    response = post_form(client, get_form(client), PHONE, ["B002", "B003"])
+    assert response.status_code == 409
+    html = response.text
+    top = html.index('id="error-summary"')
+    assert top < html.index('class="choices"')
+    assert "您已经投过票了" in html[top : html.index("</div>", top)]
+    page = Page(html)
+    assert page.error("already_voted")["data-field"] == "voter_id"
+    assert 'data-count="2"' in html and "已选 2 项" in html
+    assert page.input("voter_id")["value"] == PHONE
+
+
+def test_an_enrolled_kiosk_never_shows_the_typed_number_again(client, app, open_campaign):
+    """A kiosk is shared: after an error or a filter the number field is empty."""
+    open_campaign(entries=LONG)
+    token = new_kiosk(client)["token"]
+    assert enrol(client, token).status_code == 200
+    form = get_form(client)
+    assert "投票终端" in form.html
+    refused = post_form(client, form, "1391234", ["B001"])
+    assert refused.status_code == 422
+    assert "1391234" not in refused.text
+    assert Page(refused.text).input("voter_id")["value"] == ""
+    filtered = post_filter(client, form, voter_id=PHONE, choices=["B001"], area="场中居民区")
+    assert PHONE not in filtered.text
+    assert Page(filtered.text).checked() == ["B001"]
+
+
+def test_budget_ballots_show_cost_and_grid(client, open_campaign):
+    """A 彭邻格-like ballot shows each entry's 微网格 and cost."""
+    open_campaign(entries=LONG)
+    html = client.get("/vote/c1").text
+    assert "微网格：龙馨嘉园一网格" in html
+    assert "预算：48,001 元" in html
+    english = client.get("/vote/c1?lang=en").text
+    assert "Micro-grid: 龙馨嘉园一网格" in english and "Budget: ¥48,001" in english
+
+
+def test_receipt_qr_holds_the_absolute_lookup_address(client, open_campaign):
+    """The QR code is the one of the absolute /receipt/<code> address the page shows,
+    and that address opens the status in plain words."""
+    from service.web.vote import receipt_qr
+
+    open_campaign()
+    location = post_form(client, get_form(client), PHONE, ["A01"]).headers["Location"]
+    code = location.rsplit("/", 1)[1]
+    html = client.get(location).text
+    address = f"http://localhost/receipt/{code}"
+    assert f'<a href="{address}" id="lookup-url">{address}</a>' in html
+    assert receipt_qr(address) in html
+    assert receipt_qr(code) not in html  # not the bare code any more
+    assert "/api/v1/" not in html
+    status = client.get(f"/receipt/{code}")
+    assert status.status_code == 200
+    assert "已记录" in status.text and code in status.text
+    assert "/api/v1/" not in status.text
+    assert client.get("/receipt/AAAA-BBBB-CCCC-DDDD").status_code == 404
+
+
+def test_a_closed_campaign_links_to_its_results(client, app, open_campaign, clock):
+    """After voting closes the vote page lists the entries and links to the results once
+    there are some."""
+    from service.domain import rankings
+    from service.domain.campaigns import get_campaign
+    from service.domain.publications import publish_run
+    from service.extensions import db
+
+    open_campaign()
+    assert post_form(client, get_form(client), PHONE, ["A01"]).status_code == 303
+    clock.set(AFTER_CLOSE)
+    assert 'href="/results/c1"' not in client.get("/vote/c1").text  # nothing published
+    with app.app_context():
+        run = rankings.create_run(get_campaign("c1"), "test")
+        db.session.commit()
+        rankings.compute(run)
+        db.session.commit()
+        publish_run(get_campaign("c1").id, run.id, actor="test")
+        db.session.commit()
+    html = client.get("/vote/c1").text
+    assert "投票已经结束" in html
+    assert 'href="/results/c1"' in html and "查看评选结果" in html
+    assert "<form" not in html.split("<main>", 1)[1]

@@ -75,7 +75,7 @@ def _language():
     }
 
 
-def _results_shown(campaigns: list[Campaign]) -> dict[int, str]:
+def results_shown(campaigns: list[Campaign]) -> dict[int, str]:
     """{campaign id: "published" | "provisional"} for campaigns whose results page has
     something to show: the cases in which ``results_document`` answers, found with two
     queries instead of loading every campaign's document."""
@@ -100,7 +100,7 @@ def index():
     campaigns = list(
         db.session.scalars(select(Campaign).where(Campaign.draft.is_(False)).order_by(Campaign.id))
     )
-    shown = _results_shown(campaigns)
+    shown = results_shown(campaigns)
     rows = []
     for c in campaigns:
         status = campaign_status(c)

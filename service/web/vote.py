@@ -3,6 +3,13 @@
 Plain HTML forms, no JavaScript. The view only parses the form, decides the channel from
 the kiosk cookie and calls ``cast_ballot`` (the same function as the JSON API); every
 rule lives in the domain layer.
+
+A long ballot (90 buildings) is filtered by 居民区, category and a name search: the
+filter button posts the ballot form itself (``action=filter``), so the ticked entries,
+the ballot id and the SMS step survive it; ``GET ?area=&category=&q=`` gives the same
+filtered form fresh. Entries that are ticked but outside the filter stay on the page, in
+a group of their own. On a personal device what the voter typed comes back after a
+refused ballot or a filter; on an enrolled kiosk (shared by strangers) it never does.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from ..extensions import db, limiter
 from ..models import Ballot, Campaign
 from . import bp
 from .kiosk import current_device, kiosk_refused
+from .pages import results_shown
 from .render import error_page, in_voters_language
 
 # Seconds the receipt stays on screen before a kiosk returns to a fresh form.
@@ -170,11 +178,57 @@ def _error_text(exc: ApiError, kind: str) -> str:
     return in_voters_language(exc.message)
 
 
-def _grouped_entries(campaign: Campaign) -> list[tuple[str, list]]:
+# The longest search text and area/category value kept from a request.
+FILTER_MAX = 100
+
+
+def _filters(source) -> dict[str, str]:
+    """The list filter from a query string or the posted form: 居民区， category, words."""
+    return {
+        key: " ".join(str(source.get(key, "")).split())[:FILTER_MAX]
+        for key in ("area", "category", "q")
+    }
+
+
+def _matches(entry, filters: dict[str, str]) -> bool:
+    if filters["area"] and (entry.area or "") != filters["area"]:
+        return False
+    if filters["category"] and (entry.category or "") != filters["category"]:
+        return False
+    words = filters["q"].casefold()
+    if words:
+        text = " ".join(filter(None, (entry.code, entry.title, entry.area, entry.grid)))
+        return all(word in text.casefold() for word in words.split())
+    return True
+
+
+def _money(value) -> str:
+    number = float(value)
+    return f"{int(number):,}" if number.is_integer() else f"{number:,.2f}"
+
+
+def _ballot_list(campaign: Campaign, filters: dict[str, str], chosen: set[str]) -> dict:
+    """The entries to show, grouped by category, and what the filter controls offer.
+
+    Ticked entries outside the filter are listed first in a group of their own, so a
+    filter never hides (or silently drops) a choice."""
+    entries = list_entries(campaign)
+    shown = [e for e in entries if _matches(e, filters)]
+    kept = [e for e in entries if e.code in chosen and e not in shown]
     groups: dict[str, list] = {}
-    for entry in list_entries(campaign):
+    for entry in shown:
         groups.setdefault(entry.category or _("其他"), []).append(entry)
-    return list(groups.items())
+    return {
+        "groups": list(groups.items()),
+        "kept": kept,
+        "areas": sorted({e.area for e in entries if e.area}),
+        "categories": list(dict.fromkeys(e.category for e in entries if e.category)),
+        "shown_count": len(shown),
+        "total_count": len(entries),
+        "filtered": any(filters.values()),
+        "with_cost": any(e.cost is not None for e in entries),
+        "money": _money,
+    }
 
 
 def _no_store(response):
@@ -192,11 +246,15 @@ def _render_form(
     error: ApiError | None = None,
     status: int = 200,
     sms: dict | None = None,
+    filters: dict[str, str] | None = None,
+    typed: str = "",
 ):
-    """The form; ``sms`` carries the SMS step's state (typed number, verification id,
-    and right after sending: where and until when)."""
+    """The form; ``sms`` carries the SMS step's state (verification id, and right after
+    sending: where and until when); ``typed`` the voter's identifier as they typed it,
+    shown again on a personal device only."""
     voting = campaign.rules.voting
     kind = voting.voter_id
+    device = current_device()
     errors: dict[str, dict] = {}
     if error is not None:
         errors[ERROR_FIELD.get(error.code, "form")] = {
@@ -204,6 +262,11 @@ def _render_form(
             "message": _error_text(error, kind),
         }
     window = voting_window(campaign)
+    chosen_set = set(chosen or ())
+    filters = filters or _filters({})
+    closed_results = None
+    if window.state == "closed" and results_shown([campaign]):
+        closed_results = url_for("web.results_page", slug=campaign.slug)
     html = render_template(
         "vote.html",
         campaign=campaign,
@@ -211,14 +274,18 @@ def _render_form(
         opens_at=_local(campaign, window.opens_at),
         closes_at=_local(campaign, window.closes_at),
         rule=_rule_text(voting),
-        groups=_grouped_entries(campaign),
         voter=_voter_field(kind),
         ballot_id=ballot_id or str(uuid.uuid4()),
-        chosen=set(chosen or ()),
+        chosen=chosen_set,
+        chosen_count=len(chosen_set),
         errors=errors,
-        device=current_device(),
-        verify_sms=verify.required(campaign, "kiosk" if current_device().is_kiosk else "web"),
+        device=device,
+        verify_sms=verify.required(campaign, "kiosk" if device.is_kiosk else "web"),
         sms=sms or {},
+        typed="" if device.is_kiosk else typed[:FILTER_MAX],
+        filters=filters,
+        results_url=closed_results,
+        **_ballot_list(campaign, filters, chosen_set),
     )
     return _no_store(make_response(html, status))
 
@@ -232,22 +299,32 @@ def _send_code(campaign: Campaign, ballot_id: str, form: dict, channel: str):
     number kept, the code field and when a new code may be asked for (no script)."""
     chosen = form["choices"]
     number = form["voter_id"][:20]
-    sms = {"voter_id": number, "verification_id": form["verification_id"][:36]}
+    sms = {"verification_id": form["verification_id"][:36]}
+    kept = {"filters": _filters(form), "typed": number}
     try:
         issued = verify.request_code(campaign, number, channel)
     except ApiError as exc:
         db.session.rollback()
         return _render_form(
-            campaign, ballot_id=ballot_id, chosen=chosen, error=exc, status=exc.status, sms=sms
+            campaign,
+            ballot_id=ballot_id,
+            chosen=chosen,
+            error=exc,
+            status=exc.status,
+            sms=sms,
+            **kept,
         )
     sms.update(
+        # The number the code was sent to stays in the field, on a kiosk too: the code
+        # only goes with it (not an error: the voter is mid-way through the step).
+        voter_id=number,
         verification_id=issued.id,
         sent_to=issued.masked,
         expires_at=_local_time(campaign, issued.expires_at),
         resend_at=_local_time(campaign, issued.resend_after),
         resend_seconds=int((issued.resend_after - now()).total_seconds()),
     )
-    return _render_form(campaign, ballot_id=ballot_id, chosen=chosen, sms=sms)
+    return _render_form(campaign, ballot_id=ballot_id, chosen=chosen, sms=sms, **kept)
 
 
 def _refusal(campaign: Campaign):
@@ -272,8 +349,13 @@ def _not_sending() -> bool:
     return request.form.get("action") != "send_code"
 
 
+def _filtering() -> bool:
+    # The filter button only re-renders the form, as a GET would: not a ballot attempt.
+    return request.form.get("action") in ("filter", "show_all")
+
+
 @bp.route("/vote/<slug>", methods=["GET", "POST"])
-@limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"])
+@limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"], exempt_when=_filtering)
 @limiter.shared_limit(
     sms_rate_limit,
     scope=SMS_LIMIT_SCOPE,
@@ -288,18 +370,35 @@ def vote(slug: str):
     if refused is not None:
         return refused
     if request.method == "GET":
-        return _render_form(campaign)
+        return _render_form(campaign, filters=_filters(request.args))
 
     posted = {**request.form.to_dict(), "choices": request.form.getlist("choices")}
     try:
         form = BallotFormSchema().load(posted)
     except ValidationError:
         error = ApiError(400, "bad_request")
-        return _render_form(campaign, chosen=posted["choices"], error=error, status=400)
+        return _render_form(
+            campaign,
+            chosen=posted["choices"],
+            error=error,
+            status=400,
+            filters=_filters(posted),
+            typed=str(posted.get("voter_id", "")),
+        )
     ballot_id, chosen = str(form["ballot_id"]), form["choices"]
     device = current_device()
     channel = "kiosk" if device.is_kiosk else "web"
     sms_step = verify.required(campaign, channel)
+    if form["action"] in ("filter", "show_all"):
+        sms = {"verification_id": form["verification_id"][:36]} if sms_step else None
+        return _render_form(
+            campaign,
+            ballot_id=ballot_id,
+            chosen=chosen,
+            sms=sms,
+            filters=_filters(form if form["action"] == "filter" else {}),
+            typed=form["voter_id"],
+        )
     if sms_step and form["action"] == "send_code":
         return _send_code(campaign, ballot_id, form, channel)
     verification = None
@@ -318,12 +417,9 @@ def vote(slug: str):
     except ApiError as exc:
         db.session.rollback()
         sms = None
-        if sms_step:  # the voter's own number and code step stay on the page
+        if sms_step:  # the code step stays on the page
             keep = verification and exc.code not in FRESH_CODE_AFTER
-            sms = {
-                "voter_id": form["voter_id"][:20],
-                "verification_id": verification["id"] if keep else "",
-            }
+            sms = {"verification_id": verification["id"] if keep else ""}
         return _render_form(
             campaign,
             ballot_id=None if exc.code in FRESH_BALLOT_ID_AFTER else ballot_id,
@@ -331,15 +427,30 @@ def vote(slug: str):
             error=exc,
             status=exc.status,
             sms=sms,
+            filters=_filters(form),
+            typed=form["voter_id"],
         )
     receipt = result.ballot.receipt
     db.session.commit()  # the ballot is durable before the voter sees a receipt
     return redirect(url_for("web.receipt", slug=slug, receipt=receipt), 303)
 
 
+def receipt_address(code: str) -> str:
+    """The absolute address of a receipt's plain-words page: what the QR code holds."""
+    return url_for("web.receipt_status_page", code=code, _external=True)
+
+
+def receipt_qr(address: str) -> str:
+    """The receipt page's QR code (inline SVG) for ``address``."""
+    return segno.make(address, error="m").svg_inline(
+        scale=4, omitsize=True, svgclass="qr", lineclass="qr-line"
+    )
+
+
 @bp.get("/vote/<slug>/receipt/<receipt>")
 def receipt(slug: str, receipt: str):
-    """The receipt code, large and as a QR code; returns to a fresh form by itself."""
+    """The receipt code, large and as a QR code of its lookup address; on an enrolled
+    kiosk only, the page returns to a fresh form by itself for the next voter."""
     ballot = db.session.scalar(
         select(Ballot)
         .join(Campaign, Campaign.id == Ballot.campaign_id)
@@ -348,18 +459,17 @@ def receipt(slug: str, receipt: str):
     if ballot is None:
         return error_page(404, "not_found", _("未找到该回执。"))
     campaign = db.session.get(Campaign, ballot.campaign_id)
-    qr = segno.make(ballot.receipt, error="m").svg_inline(
-        scale=6, omitsize=True, svgclass="qr", lineclass="qr-line"
-    )
+    address = receipt_address(ballot.receipt)
     html = render_template(
         "receipt.html",
         campaign=campaign,
         receipt=ballot.receipt,
-        qr_svg=qr,
+        lookup_url=address,
+        qr_svg=receipt_qr(address),
         seconds=RECEIPT_SECONDS,
         vote_url=url_for("web.vote", slug=campaign.slug),
         # On a kiosk a link would leave the page that returns to the form for the next
-        # voter: the lookup addresses are shown as text to note down, not to follow.
+        # voter: the lookup address is shown as text to note down, not to follow.
         on_kiosk=current_device().is_kiosk,
     )
     return _no_store(make_response(html))
@@ -370,34 +480,43 @@ def _status_text(result: dict) -> str:
     if status == "counted":
         return _("已计入：您的选票已计入第 %(v)s 版公示结果。", v=result.get("publication", "?"))
     if status == "excluded":
+        if result.get("publication"):
+            return _("已排除：这张选票没有计入第 %(v)s 版公示结果。", v=result.get("publication"))
         return _("已排除：这张选票没有计入结果。")
     return _("已记录：您的选票已安全保存，结果公示后将计入统计。")
 
 
 @bp.get("/receipt")
 def receipt_lookup_page():
-    """Check a receipt code in words: recorded, counted or excluded."""
+    """The lookup form; a typed code goes to its page, ``/receipt/<code>``."""
     code = request.args.get("code", "").strip()
-    context: dict = {"code": code, "result": None, "status_text": None, "campaign": None}
-    status = 200
     if code:
-        try:
-            result = receipt_lookup(code)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            context["not_found"] = True
-            status = 404
-        else:
-            context.update(
-                result=result,
-                status_text=_status_text(result),
-                campaign=db.session.scalar(
-                    select(Campaign).where(Campaign.slug == result["campaign"])
-                ),
-                normalised=normalise_receipt(code),
-            )
-    return make_response(render_template("receipt_lookup.html", **context), status)
+        normalised = normalise_receipt(code[:64])
+        if normalised:
+            return redirect(url_for("web.receipt_status_page", code=normalised), 303)
+    return make_response(render_template("receipt_lookup.html", code=code, result=None))
+
+
+@bp.get("/receipt/<code>")
+def receipt_status_page(code: str):
+    """A receipt's status in plain words: recorded, counted (in which publication) or
+    excluded (and why). The QR code on the receipt page holds this address."""
+    normalised = normalise_receipt(code[:64])
+    context: dict = {"code": normalised, "result": None, "status_text": None, "campaign": None}
+    try:
+        result = receipt_lookup(normalised)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        context["not_found"] = True
+        return make_response(render_template("receipt_lookup.html", **context), 404)
+    context.update(
+        result=result,
+        status_text=_status_text(result),
+        campaign=db.session.scalar(select(Campaign).where(Campaign.slug == result["campaign"])),
+        normalised=normalised,
+    )
+    return make_response(render_template("receipt_lookup.html", **context))
 
 
 @bp.errorhandler(CSRFError)
