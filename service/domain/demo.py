@@ -95,9 +95,12 @@ def winners_csv(name: str) -> tuple[str, dict[str, float]]:
     selected rows of its latest publication, with the weights of its entry file."""
     slug = json.loads((DEMO_DIR / f"{name}.json").read_text("utf-8"))["slug"]
     source = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
+    assert source is not None  # loaded and published before the honours that use it
+    latest = publications.latest_publication(source.id)
+    assert latest is not None
     selected = {
         r["code"]
-        for r in publications.latest_publication(source.id).document["rows"]
+        for r in latest.document["rows"]
         if r["selected"]
     }
     _, weights = split_weights((DEMO_DIR / f"{name}.csv").read_text("utf-8"))
@@ -305,6 +308,7 @@ def publish_now(campaign: Campaign) -> int:
     Uses the same domain functions as the ranking and publication jobs.
     """
     publication = publications.publish_run(campaign.id, rank_now(campaign), actor="demo")
+    assert publication is not None  # no if_changed: always a new version
     db.session.commit()
     return publication.version
 

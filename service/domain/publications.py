@@ -124,6 +124,7 @@ def publish_run(
         or 0
     ) + 1
     published_at = now()
+    assert run.result is not None  # publishable_run: a finished run
     document = {
         **run.result,
         "version": version,
@@ -184,6 +185,7 @@ def results_document(campaign: Campaign) -> dict[str, Any]:
     if campaign.rules.results.live:
         run = latest_finished_run(campaign.id)
         if run is not None:
+            assert run.result is not None and run.finished_at is not None  # finished
             return {
                 **run.result,
                 "run_id": run.id,
@@ -260,6 +262,7 @@ def inclusion_proof(run_id: str, receipt: str) -> dict[str, Any] | None:
             MerkleChunk.run_id == run_id, MerkleChunk.chunk_index == c
         )
     )
+    assert text is not None  # the chunk of a stored tree
     members = text.split("\n")
     offset = bisect.bisect_left(members, receipt)
     if offset >= len(members) or members[offset] != receipt:
@@ -294,6 +297,7 @@ def receipt_status(ballot: Ballot) -> dict[str, Any]:
       cast after the published run was computed.
     """
     campaign = db.session.get(Campaign, ballot.campaign_id)
+    assert campaign is not None  # the ballot's foreign key
     publication = latest_publication(campaign.id)
     if publication is None:
         return {"campaign": campaign.slug, "status": "recorded"}
