@@ -16,8 +16,8 @@ import secrets
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import cast
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app

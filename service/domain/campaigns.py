@@ -303,9 +303,9 @@ def check_entry_cap(campaign: Campaign, adding: int) -> None:
     """422 too_many_entries when ``adding`` more entries would pass the campaign's cap
     (``MAX_ENTRIES_PER_CAMPAIGN``): 55,000 entries made a 13 MB voting page."""
     limit = current_app.config["MAX_ENTRIES_PER_CAMPAIGN"]
-    existing = db.session.scalar(
+    existing = db.session.execute(
         select(func.count()).select_from(Entry).where(Entry.campaign_id == campaign.id)
-    )
+    ).scalar_one()
     if existing + adding > limit:
         raise ApiError(
             422,
@@ -386,7 +386,9 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
     reader = csv.reader(io.StringIO(text))
     next(reader)
     schema = EntrySchema()
-    items, errors, seen = [], [], {}
+    items: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     try:
         for row in reader:
             line = reader.line_num

@@ -98,11 +98,7 @@ def winners_csv(name: str) -> tuple[str, dict[str, float]]:
     assert source is not None  # loaded and published before the honours that use it
     latest = publications.latest_publication(source.id)
     assert latest is not None
-    selected = {
-        r["code"]
-        for r in latest.document["rows"]
-        if r["selected"]
-    }
+    selected = {r["code"] for r in latest.document["rows"] if r["selected"]}
     _, weights = split_weights((DEMO_DIR / f"{name}.csv").read_text("utf-8"))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -142,9 +142,9 @@ def latest_finished_run(campaign_id: int) -> RankingRun | None:
 def has_ballot_tree(run: RankingRun) -> bool:
     """Whether the run still holds its receipts (needed to publish: proofs need them)."""
     counted = (run.result or {}).get("ballots_counted", 0)
-    stored = db.session.scalar(
+    stored = db.session.execute(
         select(func.coalesce(func.sum(MerkleChunk.size), 0)).where(MerkleChunk.run_id == run.id)
-    )
+    ).scalar_one()
     return int(stored) == int(counted)
 
 
