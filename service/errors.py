@@ -66,7 +66,7 @@ class ApiError(Exception):
 
 
 def validation_error(
-    fields: dict[str, Any], code: str = "validation_error", message: str | None = None
+    fields: dict[str, Any] | list[Any], code: str = "validation_error", message: str | None = None
 ) -> ApiError:
     return ApiError(422, code, message or MESSAGES[422], {"fields": fields})
 

@@ -156,9 +156,9 @@ def _apply(campaign: Campaign, doc: dict[str, Any]) -> None:
     )
     existing = {c.key: c for c in campaign.criteria}
     wanted = {c["key"] for c in criteria}
-    for key, crit in existing.items():
+    for key, gone in existing.items():
         if key not in wanted:
-            campaign.criteria.remove(crit)
+            campaign.criteria.remove(gone)
     for position, c in enumerate(criteria):
         crit = existing.get(c["key"])
         if crit is None:
@@ -438,7 +438,7 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
                 )
             )
         )
-        for code in sorted(taken, key=seen.get):
+        for code in sorted(taken, key=seen.__getitem__):
             errors.append(
                 {
                     "line": seen[code],

@@ -8,6 +8,7 @@ import json
 import random
 import re
 import uuid
+from typing import Any
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -139,7 +140,7 @@ def demo_roll(campaign: Campaign) -> list[str] | None:
         }
     )
     seen: set[str] = set()
-    rows = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     for area in areas:
         for _ in range(rng.randint(25, 45)):
             voter = _fake_voter(campaign.rules.voting.voter_id, rng)

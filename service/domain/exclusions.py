@@ -50,6 +50,7 @@ def anomalies(campaign: Campaign) -> list[dict]:
         .order_by(Ballot.kiosk_id, Ballot.accepted_at)
     ).all()
     groups: dict[tuple, dict] = {}
+    key: tuple[Any, ...]
     extra: dict[str, Any]
     for ballot_id, kiosk_id, accepted_at, flags, name, client, subnet in rows:
         assert flags is not None  # the query keeps flagged ballots only
