@@ -203,6 +203,7 @@ def _ballot_types(approvals: Approvals, n_projects: int):
                 keys[rows] = ored
             else:
                 keys[rows, w] = ored
+    uniq: np.ndarray
     if n_projects <= 20:  # few projects: count bitsets directly
         per_key = np.bincount(keys.astype(np.int64), minlength=1 << n_projects)
         uniq = np.flatnonzero(per_key)
@@ -467,6 +468,7 @@ def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) ->
 
 def _evaluate_dense(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) -> _Eval:
     """``_evaluate`` for small elections: a types x projects matrix, few NumPy calls."""
+    assert e.dense is not None  # built for small elections, the only ones evaluated here
     order = np.flatnonzero(st.alive)
     order = order[np.argsort(st.bv[order], kind="stable")]  # poorest first
     v, s = st.bv[order], st.bs[order]
