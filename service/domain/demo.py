@@ -8,10 +8,10 @@ import json
 import random
 import re
 import uuid
-from typing import Any
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -188,7 +189,7 @@ def _render_form(
     campaign: Campaign,
     *,
     ballot_id: str | None = None,
-    chosen: list[str] | None = None,
+    chosen: Sequence[str] | None = None,
     error: ApiError | None = None,
     status: int = 200,
     sms: dict | None = None,
@@ -322,7 +323,7 @@ def vote(slug: str):
             keep = verification and exc.code not in FRESH_CODE_AFTER
             sms = {
                 "voter_id": form["voter_id"][:20],
-                "verification_id": verification["id"] if keep else "",
+                "verification_id": verification["id"] if verification and keep else "",
             }
         return _render_form(
             campaign,
@@ -348,6 +349,7 @@ def receipt(slug: str, receipt: str):
     if ballot is None:
         return error_page(404, "not_found", _("未找到该回执。"))
     campaign = db.session.get(Campaign, ballot.campaign_id)
+    assert campaign is not None  # the ballot's foreign key
     qr = segno.make(ballot.receipt, error="m").svg_inline(
         scale=6, omitsize=True, svgclass="qr", lineclass="qr-line"
     )
