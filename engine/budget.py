@@ -47,7 +47,7 @@ Speed (no per-voter Python loop anywhere):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,6 +203,7 @@ def _ballot_types(approvals: Approvals, n_projects: int):
                 keys[rows] = ored
             else:
                 keys[rows, w] = ored
+    uniq: np.ndarray
     if n_projects <= 20:  # few projects: count bitsets directly
         per_key = np.bincount(keys.astype(np.int64), minlength=1 << n_projects)
         uniq = np.flatnonzero(per_key)
@@ -307,6 +308,17 @@ class _State:
         "bought",
         "hi",
     )
+    bv: np.ndarray
+    bs: np.ndarray
+    alive: np.ndarray
+    remaining: np.ndarray
+    h1: np.ndarray
+    la1: np.ndarray
+    ls1: np.ndarray
+    la2: np.ndarray
+    ls2: np.ndarray
+    bought: list[int]
+    hi: float
 
     @classmethod
     def start(cls, e: _Election, b0: float) -> _State:
@@ -341,6 +353,13 @@ class _Eval:
     """
 
     __slots__ = ("J", "alpha", "av", "as_", "qv", "qs", "_sup")
+    J: np.ndarray
+    alpha: np.ndarray
+    av: np.ndarray
+    as_: np.ndarray
+    qv: np.ndarray
+    qs: np.ndarray
+    _sup: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray, int]]
 
     def supporters(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         return self._sup(i)
@@ -449,6 +468,7 @@ def _evaluate(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) ->
 
 def _evaluate_dense(e: _Election, st: _State, J: np.ndarray, b0: float, eps: float) -> _Eval:
     """``_evaluate`` for small elections: a types x projects matrix, few NumPy calls."""
+    assert e.dense is not None  # built for small elections, the only ones evaluated here
     order = np.flatnonzero(st.alive)
     order = order[np.argsort(st.bv[order], kind="stable")]  # poorest first
     v, s = st.bv[order], st.bs[order]
@@ -683,6 +703,17 @@ class _SmallState:
     """``_State`` on lists (per ballot type: bv, bs, alive; per project the rest)."""
 
     __slots__ = ("bv", "bs", "alive", "remaining", "h1", "la1", "ls1", "la2", "ls2", "bought", "hi")
+    bv: list[float]
+    bs: list[float]
+    alive: list[bool]
+    remaining: list[bool]
+    h1: list[float]
+    la1: list[float]
+    ls1: list[float]
+    la2: list[float]
+    ls2: list[float]
+    bought: list[int]
+    hi: float
 
     @classmethod
     def start(cls, e: _Election, b0: float) -> _SmallState:

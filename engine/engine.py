@@ -288,7 +288,8 @@ def _order(
         if rule == "cost":
             cost = entries[i].cost
             return (1, 0.0) if cost is None else (0, float(cost))
-        return int(lot[i])  # "lot"
+        assert lot is not None  # "lot" is in the chain
+        return int(lot[i])
 
     keys = [(-float(c_key[i]), *(rule_key(r, i) for r in chain), entries[i].code) for i in range(n)]
     order = sorted(range(n), key=keys.__getitem__)
@@ -338,6 +339,7 @@ def _select_top(
     quotas = {cat: (int(q.get("min") or 0), q.get("max")) for cat, q in m.categories.items()}
     cap = m.max_per_area
 
+    cat: str | None  # a quota's category, then an entry's (which may have none)
     for cat, (lo, hi) in sorted(quotas.items()):
         if hi is not None and lo > hi:
             raise RankingError(
@@ -411,7 +413,7 @@ def _select_top(
         if i in taken or not eligible[i]:
             continue
         cat = entries[i].category
-        if cat in quotas and quotas[cat][1] is not None and per_cat.get(cat, 0) >= quotas[cat][1]:
+        if cat in quotas and (most := quotas[cat][1]) is not None and per_cat.get(cat, 0) >= most:
             flags[i].append(FLAG_CATEGORY_MAX)
             continue
         if area_full(i):
@@ -431,8 +433,8 @@ def _select_top(
             cat = entries[i].category
             if (
                 cat in quotas
-                and quotas[cat][1] is not None
-                and per_cat.get(cat, 0) >= quotas[cat][1]
+                and (most := quotas[cat][1]) is not None
+                and per_cat.get(cat, 0) >= most
             ):
                 flags[i].append(FLAG_CATEGORY_MAX)
             elif area_full(i):
@@ -490,7 +492,7 @@ def _select_budget(
                 "details": {"rule": m.rule, "fields": ignored},
             }
         )
-    costs = np.asarray([float(e.cost) for e in entries], dtype=np.float64)
+    costs = np.asarray([float(e.cost) for e in entries], dtype=np.float64)  # type: ignore[arg-type]  # none missing: checked above
     budget = float(m.budget)
 
     if greedy:

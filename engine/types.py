@@ -87,7 +87,7 @@ class Method:
     rule: str = "top"  # top | greedy_budget | greedy_budget_no_skip | equal_shares
     winners: int | None = None
     budget: float | None = None
-    categories: dict[str, dict[str, int]] = field(default_factory=dict)  # {cat: {min, max}}
+    categories: dict[str, dict[str, int | None]] = field(default_factory=dict)  # {cat: {min, max}}
     max_per_area: int | None = None
     award: str | None = None  # label for selected rows; default: the category (if quotas)
     min_votes: int = 0  # entries with fewer votes cannot be selected (pabulib's threshold)

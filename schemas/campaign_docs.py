@@ -4,6 +4,8 @@ complete."""
 
 from __future__ import annotations
 
+from marshmallow import Schema
+
 DESCRIPTIONS: dict[str, dict[str, str]] = {
     "CampaignSchema": {
         "slug": "Identifier in URLs: 2-64 lower-case letters, digits, hyphens; fixed once created.",
@@ -89,9 +91,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
 }
 
 
-def describe(schemas: dict[str, type]) -> None:
+def describe(schemas: dict[str, type[Schema]]) -> None:
     """Attach the descriptions to the schemas' declared fields (before any instance)."""
     for name, fields in DESCRIPTIONS.items():
         declared = schemas[name]._declared_fields
         for field, text in fields.items():
-            declared[field].metadata["description"] = text
+            declared[field].metadata["description"] = text  # type: ignore[index]  # a dict at runtime

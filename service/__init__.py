@@ -32,14 +32,16 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config()
     app = Flask(__name__, instance_path=str(instance_dir()))
     app.config.from_object(config)
-    app.json.ensure_ascii = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
     if app.config["PROXY_HOPS"]:
         # Behind PROXY_HOPS proxies the TCP peer is the nearest proxy: the client address
         # (rate limits, logs) and the scheme come from that many X-Forwarded-For /
         # X-Forwarded-Proto entries, counted from the right, so entries a client sent
         # itself are never trusted. With 0 the headers are ignored.
         hops = app.config["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
+            app.wsgi_app, x_for=hops, x_proto=hops
+        )
 
     if not app.config.get("REDIS_URL"):
         # The embedded server starts on first use (get_redis), not here: commands such

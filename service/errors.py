@@ -66,7 +66,7 @@ class ApiError(Exception):
 
 
 def validation_error(
-    fields: dict[str, Any], code: str = "validation_error", message: str | None = None
+    fields: dict[str, Any] | list[Any], code: str = "validation_error", message: str | None = None
 ) -> ApiError:
     return ApiError(422, code, message or MESSAGES[422], {"fields": fields})
 
@@ -138,8 +138,8 @@ def register_error_handlers(app: Flask) -> None:
         ):
             details["fields"] = _flatten_webargs(data["messages"])
         headers = {}
-        if status == 405 and getattr(exc, "valid_methods", None):
-            headers["Allow"] = ", ".join(exc.valid_methods)
+        if status == 405 and (methods := getattr(exc, "valid_methods", None)):
+            headers["Allow"] = ", ".join(methods)
         if status == 429:
             retry = getattr(exc, "retry_after", None)
             headers["Retry-After"] = str(retry or 60)

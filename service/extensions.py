@@ -1,5 +1,7 @@
 """Extensions, created once and attached in create_app()."""
 
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -14,6 +16,14 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The models' base. At runtime it is `db.Model` (Base plus Flask-SQLAlchemy's table-name
+# and bind mixins, registered in Base.metadata). Type checkers cannot use an attribute as a
+# base class, so they see Base, whose mapped-class typing db.Model shares.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 babel = Babel()
 csrf = CSRFProtect()

@@ -123,7 +123,7 @@ def configure_logging(level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
-    handler._votes_json = True
+    handler._votes_json = True  # type: ignore[attr-defined]  # our marker
     root.handlers = [
         h
         for h in root.handlers

@@ -72,7 +72,8 @@ def enqueue(
         "retry": Retry(max=RETRY_MAX, interval=RETRY_INTERVALS),
     }
     defaults.update(options)
-    return queue(queue_name, redis).enqueue(func, args=args, **defaults)
+    # rq takes a callable or a dotted name; its TypeVar does not accept their union.
+    return queue(queue_name, redis).enqueue(func, args=args, **defaults)  # type: ignore[type-var]
 
 
 def depth(name: str, redis) -> int:

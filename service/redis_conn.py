@@ -105,6 +105,6 @@ def get_redis(url: str | None = None) -> redis.Redis:
     client = _clients.get(url)
     if client is None or os.getpid() != getattr(client, "_votes_pid", None):
         client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        client._votes_pid = os.getpid()
+        client._votes_pid = os.getpid()  # type: ignore[attr-defined]  # our marker
         _clients[url] = client
     return client

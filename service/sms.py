@@ -189,7 +189,7 @@ def build_provider(app: Flask) -> SmsProvider:
 
 def provider() -> SmsProvider:
     """The app's provider, built once on first use."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # LocalProxy's
     cached = app.extensions.get("sms_provider")
     if cached is None:
         cached = app.extensions["sms_provider"] = build_provider(app)

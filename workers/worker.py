@@ -59,7 +59,8 @@ class VotesWorker(Worker):
         return last is None or time.monotonic() - last >= self._reaper_interval()
 
     def run_maintenance_tasks(self) -> None:
-        if Worker.should_run_maintenance_tasks.fget(self):
+        # The base class's property getter (rq's stubs type it as a plain method).
+        if Worker.should_run_maintenance_tasks.fget(self):  # type: ignore[attr-defined]
             # rq calls this from its work loop too, where a Redis error is not handled
             # and stops the worker: a blip at that moment ended `votes worker`. Tried
             # again on the next loop (rq's dequeue then waits for Redis with back-off).

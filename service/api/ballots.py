@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
@@ -39,7 +40,7 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="投票、回执与异常 / Ballots, receipts and anomalies",
 )
-ADMIN = [{"bearer": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def ballot_channel() -> tuple[str, int | None]:
@@ -73,7 +74,7 @@ def _ballot_payload() -> dict:
         "multipart/form-data"
     ):
         form = request.form
-        data = {
+        data: dict[str, Any] = {
             "ballot_id": form.get("ballot_id"),
             "voter_id": form.get("voter_id"),
             "choices": form.getlist("choices"),

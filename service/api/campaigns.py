@@ -23,11 +23,13 @@ blp = Blueprint(
     description="评选活动与参评对象 / Campaigns and entries",
 )
 
-ADMIN = [{"bearer": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _actor() -> str:
-    return current_principal().actor
+    principal = current_principal()
+    assert principal is not None  # these routes require a token
+    return principal.actor
 
 
 @blp.route("")

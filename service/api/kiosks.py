@@ -13,7 +13,7 @@ from ..extensions import db
 blp = Blueprint(
     "kiosks", __name__, url_prefix="/api/v1/kiosks", description="自助投票终端 / Voting kiosks"
 )
-ADMIN = [{"bearer": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @blp.route("")

@@ -23,7 +23,7 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="排名计算与结果公示 / Ranking runs and publication",
 )
-ADMIN = [{"bearer": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 class RunAcceptedSchema(Schema):

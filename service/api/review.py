@@ -26,7 +26,7 @@ from ..extensions import db
 blp = Blueprint(
     "review", __name__, url_prefix="/api/v1/campaigns", description="专家评审 / Expert review"
 )
-ADMIN = [{"bearer": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @blp.route("/<slug>/experts")

@@ -25,7 +25,7 @@ from ..extensions import db
 blp = Blueprint(
     "roll", __name__, url_prefix="/api/v1/campaigns", description="选民名册 / Electoral roll"
 )
-ADMIN = [{"bearer": []}]
+ADMIN: list[dict[str, list[str]]] = [{"bearer": []}]
 
 UPLOAD_BODY = {
     "required": True,

@@ -148,7 +148,9 @@ def _number(form: MultiDict, name: str):
         return raw
 
 
-def _rows(form: MultiDict, prefix: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+def _rows(
+    form: MultiDict, prefix: str, fields: tuple[str, ...]
+) -> list[tuple[int, dict[str, str]]]:
     indexes = sorted(
         {
             int(m.group(1))
@@ -227,7 +229,8 @@ def parse_form(form: MultiDict) -> tuple[dict[str, Any], dict[str, int]]:
         "vote_score": _text(form, "ranking.vote_score") or None,
         "tie_break": tie_break,
     }
-    categories, rows_by_name = {}, {}
+    categories: dict[str, dict[str, Any]] = {}
+    rows_by_name: dict[str, int] = {}
     for i, row in _rows(form, "selection.categories", ("name", "min", "max")):
         categories[row["name"]] = {
             "min": _number(MultiDict({"v": row["min"]}), "v") or 0,

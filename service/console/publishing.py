@@ -60,7 +60,7 @@ def error_words(error: dict[str, Any] | None) -> str:
         "invalid_entries": _("参评对象的数据有误。"),
         "invalid_review": _("评分数据有误。"),
     }
-    text = words.get(code)
+    text = words.get(code or "")
     if text is None:
         text = in_chinese(error.get("message") or code or "")
     return text
@@ -199,7 +199,10 @@ def ranking_page(slug: str):
         before_version=latest.version if latest else None,
         published=published,
         next_version=_next_version(campaign),
-        can_publish=doc is not None and published is None and domain.has_ballot_tree(run),
+        can_publish=doc is not None
+        and run is not None
+        and published is None
+        and domain.has_ballot_tree(run),
         publications=publication_rows(campaign),
         may_change=staff is not None and staff_domain.can_change(staff, campaign),
         at=_local,
@@ -229,7 +232,7 @@ def run_preview(slug: str, run_id: str):
         abort(404)
     published = publication_for_run(run.id)
     version = published.version if published else _next_version(campaign)
-    doc = {**run.result, "version": version, "published_at": None}
+    doc = {**(run.result or {}), "version": version, "published_at": None}
     context = page_context(campaign, doc)
     context.update(preview=version, at="—")
     return render_template("results.html", **context)
@@ -247,7 +250,7 @@ def publish_confirm(slug: str, run_id: str):
         campaign=campaign,
         run=run,
         version=_next_version(campaign),
-        selected=[r for r in run.result.get("rows", []) if r.get("selected")],
+        selected=[r for r in (run.result or {}).get("rows", []) if r.get("selected")],
         at=_local(campaign, run.finished_at),
     )
 
@@ -277,6 +280,7 @@ def publish(slug: str, run_id: str):
         flash(in_chinese(exc.message), "error")
         return redirect(back, 303)
     db.session.commit()
+    assert publication is not None  # publish_run without if_changed always publishes
     flash(_("已公示第 %(v)s 版。", v=publication.version))
     return redirect(url_for("console.ranking_page", slug=slug) + "#publications", 303)
 

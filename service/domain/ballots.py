@@ -17,10 +17,11 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -196,7 +197,7 @@ def normalise_receipt(value: str) -> str:
     return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
-def _replay(existing: Ballot, campaign: Campaign, digest: str) -> CastResult:
+def _replay(existing: Ballot, campaign: Campaign, digest: str | None) -> CastResult:
     if existing.campaign_id != campaign.id or existing.content_digest != digest:
         raise ApiError(
             422,
@@ -417,11 +418,14 @@ def _cast_batch(
     kiosk_since = db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
     outcome: list[CastResult | ApiError | None] = [None] * len(items)
     prepared: dict[int, tuple[str | None, _Prepared | ApiError]] = {}
+    loaded: dict[int, dict] = {}  # the items that are ballots, not errors
+    ready: dict[int, _Prepared] = {}  # the ballots prepared without a refusal
     for n, item in enumerate(items):
         if isinstance(item, ApiError):
             outcome[n] = item
             continue
         item["ballot_id"] = str(uuid.UUID(str(item["ballot_id"])))
+        loaded[n] = item
         prepared[n] = _prepare(
             campaign,
             ballot_id=item["ballot_id"],
@@ -434,45 +438,47 @@ def _cast_batch(
             arrived=arrived,
             kiosk_since=kiosk_since,
         )
-    ids = {items[n]["ballot_id"] for n in prepared}
+    ids = {loaded[n]["ballot_id"] for n in prepared}
     existing = {b.id: b for b in db.session.scalars(select(Ballot).where(Ballot.id.in_(ids)))}
     new: list[int] = []
     seen: dict[str, int] = {}
     for n, (digest, prep) in prepared.items():
-        ballot_id = items[n]["ballot_id"]
+        ballot_id = loaded[n]["ballot_id"]
         if ballot_id in existing and digest is not None:
             outcome[n] = _replay_or_error(existing[ballot_id], campaign, digest)
         elif isinstance(prep, ApiError):
             outcome[n] = prep
         elif ballot_id in seen:
+            ready[n] = prep
             new.append(n)  # resolved after the insert, against its twin
         else:
+            ready[n] = prep
             seen[ballot_id] = n
             new.append(n)
-    first = [n for n in new if seen.get(items[n]["ballot_id"]) == n]
+    first = [n for n in new if seen.get(loaded[n]["ballot_id"]) == n]
     if first:
         recent = _recent_count(kiosk_id, arrived)
         limit = current_app.config["BURST_MAX_BALLOTS"]
         for k, n in enumerate(first):
             if recent + k + 1 > limit:
-                add_flag(prepared[n][1].row, "burst")
+                add_flag(ready[n].row, "burst")
         if campaign.rules_locked_at is None:
             lock_rules(campaign)
             db.session.flush()
-        inserted = _insert_new(db.session, [prepared[n][1].row for n in first])
+        inserted = _insert_new(db.session, [ready[n].row for n in first])
         choice_rows = [
             c
             for n in first
-            if items[n]["ballot_id"] in inserted
-            for c in _choice_rows(campaign, prepared[n][1], codes)
+            if loaded[n]["ballot_id"] in inserted
+            for c in _choice_rows(campaign, ready[n], codes)
         ]
         if choice_rows:
             db.session.execute(insert(BallotChoice), choice_rows)
     else:
         inserted = set()
     for n in new:
-        prep = prepared[n][1]
-        if seen[items[n]["ballot_id"]] == n and items[n]["ballot_id"] in inserted:
+        prep = ready[n]
+        if seen[loaded[n]["ballot_id"]] == n and loaded[n]["ballot_id"] in inserted:
             row = prep.row
             record = BallotRecord(row["id"], row["receipt"], arrived, "kiosk", row["flagged"])
             outcome[n] = CastResult(record, prep.chosen, replayed=False)
@@ -482,22 +488,25 @@ def _cast_batch(
         try:
             outcome[n] = _cast_ballot(
                 campaign,
-                ballot_id=items[n]["ballot_id"],
-                voter_id=items[n]["voter_id"],
-                choices=items[n]["choices"],
+                ballot_id=loaded[n]["ballot_id"],
+                voter_id=loaded[n]["voter_id"],
+                choices=loaded[n]["choices"],
                 channel="kiosk",
                 kiosk_id=kiosk_id,
-                cast_at=items[n].get("cast_at"),
+                cast_at=loaded[n].get("cast_at"),
                 codes=codes,
             )
         except ApiError as exc:
             outcome[n] = exc
+    results: list[CastResult | ApiError] = []
     for result in outcome:
+        assert result is not None  # every item has its outcome by now
         if isinstance(result, ApiError):
             BALLOTS.labels(result.code).inc()
         else:
             BALLOTS.labels("replayed" if result.replayed else "accepted").inc()
-    return outcome
+        results.append(result)
+    return results
 
 
 def _replay_or_error(existing: Ballot, campaign: Campaign, digest: str) -> CastResult | ApiError:
@@ -511,9 +520,8 @@ def _insert_new(session, rows: list[dict]) -> set[str]:
     """Multi-row insert that skips conflicting rows; returns the ids it inserted."""
     dialect = session.get_bind().dialect.name
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        dialect_insert(Ballot.__table__).on_conflict_do_nothing().returning(Ballot.__table__.c.id)
-    )
+    table = cast(Table, Ballot.__table__)
+    statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
     return set(session.execute(statement, rows).scalars()) if rows else set()
 
 
@@ -532,7 +540,7 @@ def _recent_count(kiosk_id: int, at: datetime) -> int:
         .limit(cfg["BURST_MAX_BALLOTS"])
         .subquery()
     )
-    return db.session.scalar(select(func.count()).select_from(recent_rows))
+    return db.session.execute(select(func.count()).select_from(recent_rows)).scalar_one()
 
 
 def _is_burst(kiosk_id: int, at: datetime) -> bool:

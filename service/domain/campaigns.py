@@ -156,9 +156,9 @@ def _apply(campaign: Campaign, doc: dict[str, Any]) -> None:
     )
     existing = {c.key: c for c in campaign.criteria}
     wanted = {c["key"] for c in criteria}
-    for key, crit in existing.items():
+    for key, gone in existing.items():
         if key not in wanted:
-            campaign.criteria.remove(crit)
+            campaign.criteria.remove(gone)
     for position, c in enumerate(criteria):
         crit = existing.get(c["key"])
         if crit is None:
@@ -303,9 +303,9 @@ def check_entry_cap(campaign: Campaign, adding: int) -> None:
     """422 too_many_entries when ``adding`` more entries would pass the campaign's cap
     (``MAX_ENTRIES_PER_CAMPAIGN``): 55,000 entries made a 13 MB voting page."""
     limit = current_app.config["MAX_ENTRIES_PER_CAMPAIGN"]
-    existing = db.session.scalar(
+    existing = db.session.execute(
         select(func.count()).select_from(Entry).where(Entry.campaign_id == campaign.id)
-    )
+    ).scalar_one()
     if existing + adding > limit:
         raise ApiError(
             422,
@@ -386,7 +386,9 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
     reader = csv.reader(io.StringIO(text))
     next(reader)
     schema = EntrySchema()
-    items, errors, seen = [], [], {}
+    items: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     try:
         for row in reader:
             line = reader.line_num
@@ -436,7 +438,7 @@ def import_entries_csv(campaign: Campaign, text: str, actor: str) -> dict[str, i
                 )
             )
         )
-        for code in sorted(taken, key=seen.get):
+        for code in sorted(taken, key=seen.__getitem__):
             errors.append(
                 {
                     "line": seen[code],

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -95,11 +96,10 @@ def winners_csv(name: str) -> tuple[str, dict[str, float]]:
     selected rows of its latest publication, with the weights of its entry file."""
     slug = json.loads((DEMO_DIR / f"{name}.json").read_text("utf-8"))["slug"]
     source = db.session.scalar(select(Campaign).where(Campaign.slug == slug))
-    selected = {
-        r["code"]
-        for r in publications.latest_publication(source.id).document["rows"]
-        if r["selected"]
-    }
+    assert source is not None  # loaded and published before the honours that use it
+    latest = publications.latest_publication(source.id)
+    assert latest is not None
+    selected = {r["code"] for r in latest.document["rows"] if r["selected"]}
     _, weights = split_weights((DEMO_DIR / f"{name}.csv").read_text("utf-8"))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -140,7 +140,7 @@ def demo_roll(campaign: Campaign) -> list[str] | None:
         }
     )
     seen: set[str] = set()
-    rows = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     for area in areas:
         for _ in range(rng.randint(25, 45)):
             voter = _fake_voter(campaign.rules.voting.voter_id, rng)
@@ -305,6 +305,7 @@ def publish_now(campaign: Campaign) -> int:
     Uses the same domain functions as the ranking and publication jobs.
     """
     publication = publications.publish_run(campaign.id, rank_now(campaign), actor="demo")
+    assert publication is not None  # no if_changed: always a new version
     db.session.commit()
     return publication.version
 

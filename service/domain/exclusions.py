@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -49,7 +50,10 @@ def anomalies(campaign: Campaign) -> list[dict]:
         .order_by(Ballot.kiosk_id, Ballot.accepted_at)
     ).all()
     groups: dict[tuple, dict] = {}
+    key: tuple[Any, ...]
+    extra: dict[str, Any]
     for ballot_id, kiosk_id, accepted_at, flags, name, client, subnet in rows:
+        assert flags is not None  # the query keeps flagged ballots only
         for flag in flags.split(","):
             if flag == "web_burst":
                 key, extra = (flag, client), {"client": label(client)}

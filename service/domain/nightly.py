@@ -65,9 +65,9 @@ def run_nightly() -> dict[str, Any]:
                 publishing.append(run_id)
             runs.append(run_id)
         except RedisError as exc:
-            record_failure(
-                db.session.get(RankingRun, run_id), "queue_unavailable", f"enqueue failed: {exc}"
-            )
+            run = db.session.get(RankingRun, run_id)
+            assert run is not None  # created above in this session
+            record_failure(run, "queue_unavailable", f"enqueue failed: {exc}")
             db.session.commit()
     return {"day": day.isoformat(), "skipped": False, "runs": runs, "publish": publishing}
 

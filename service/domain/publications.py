@@ -151,6 +151,7 @@ def publish_run(
     ) + 1
     published_at = now()
     campaign = db.session.get(Campaign, campaign_id)
+    assert campaign is not None and run.result is not None  # publishable_run: finished
     document = {
         **run.result,
         "version": version,
@@ -252,6 +253,7 @@ def results_document(campaign: Campaign) -> dict[str, Any]:
     if campaign.rules.results.live:
         run = latest_finished_run(campaign.id)
         if run is not None:
+            assert run.result is not None and run.finished_at is not None  # finished
             return {
                 **run.result,
                 "run_id": run.id,
@@ -336,6 +338,7 @@ def inclusion_proof(run_id: str, receipt: str) -> dict[str, Any] | None:
             MerkleChunk.run_id == run_id, MerkleChunk.chunk_index == c
         )
     )
+    assert text is not None  # the chunk of a stored tree
     members = text.split("\n")
     offset = bisect.bisect_left(members, receipt)
     if offset >= len(members) or members[offset] != receipt:
@@ -370,6 +373,7 @@ def receipt_status(ballot: Ballot) -> dict[str, Any]:
       cast after the published run was computed.
     """
     campaign = db.session.get(Campaign, ballot.campaign_id)
+    assert campaign is not None  # the ballot's foreign key
     publication = latest_publication(campaign.id)
     if publication is None:
         return {"campaign": campaign.slug, "status": "recorded"}

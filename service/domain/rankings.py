@@ -143,9 +143,9 @@ def latest_finished_run(campaign_id: int) -> RankingRun | None:
 def has_ballot_tree(run: RankingRun) -> bool:
     """Whether the run still holds its receipts (needed to publish: proofs need them)."""
     counted = (run.result or {}).get("ballots_counted", 0)
-    stored = db.session.scalar(
+    stored = db.session.execute(
         select(func.coalesce(func.sum(MerkleChunk.size), 0)).where(MerkleChunk.run_id == run.id)
-    )
+    ).scalar_one()
     return int(stored) == int(counted)
 
 
@@ -223,6 +223,7 @@ def _copy_rows(campaign_id: int, runs: _Runs) -> int | None:
         return None
     # The DBAPI connection under the session: the same transaction, so the same snapshot.
     raw = conn.connection.driver_connection
+    assert raw is not None  # a live connection of the session
     if raw.info.encoding != "utf-8":
         return None
     excluded = _excluded_ids(campaign_id).where(Exclusion.ballot_id == Ballot.id).exists()
@@ -429,6 +430,7 @@ def compute(run: RankingRun) -> dict[str, Any]:
     """
     _snapshot()
     campaign = db.session.get(Campaign, run.campaign_id)
+    assert campaign is not None  # the run's foreign key
     entry_rows = list(
         db.session.scalars(
             select(EntryRow).where(EntryRow.campaign_id == campaign.id).order_by(EntryRow.code)

@@ -269,6 +269,7 @@ def _submit_score(
         except IntegrityError:
             # A simultaneous first score won: this one becomes its revision.
             score = db.session.scalar(live.with_for_update())
+            assert score is not None  # the score that won the race
     if not created:
         score.scores, score.total, score.comment = clean, total, comment
         score.revision = score.revision + 1

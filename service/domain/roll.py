@@ -13,10 +13,10 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app, g
-from sqlalchemy import and_, delete, exists, func, insert, select
+from sqlalchemy import CursorResult, and_, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas.common import _CONTROL
@@ -146,9 +146,9 @@ def _existing(campaign: Campaign, keys: list[str]) -> dict[str, tuple[str | None
 
 
 def roll_size(campaign: Campaign) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).select_from(RollVoter).where(RollVoter.campaign_id == campaign.id)
-    )
+    ).scalar_one()
 
 
 def add_voters(
@@ -208,7 +208,7 @@ def add_voters(
             raise _csv_error([{"line": n, "errors": e} for n, e in ordered])
         raise validation_error({"voters": {str(n): e for n, e in ordered}})
     added_at = now()
-    new = [
+    new: list[dict[str, Any]] = [
         {"campaign_id": campaign.id, "voter_key": k, "area": a, "grid": g, "added_at": added_at}
         for k, (_n, a, g) in keyed.items()
         if k not in existing
@@ -276,10 +276,14 @@ def remove_voters(campaign: Campaign, voter_ids: list[object], actor: str) -> di
     keys = list(dict.fromkeys(keys))
     removed = 0
     for i in range(0, len(keys), _CHUNK):
-        removed += db.session.execute(
-            delete(RollVoter).where(
-                RollVoter.campaign_id == campaign.id, RollVoter.voter_key.in_(keys[i : i + _CHUNK])
-            )
+        removed += cast(
+            CursorResult,
+            db.session.execute(
+                delete(RollVoter).where(
+                    RollVoter.campaign_id == campaign.id,
+                    RollVoter.voter_key.in_(keys[i : i + _CHUNK]),
+                )
+            ),
         ).rowcount
     total = roll_size(campaign)
     audit("roll.remove", actor, campaign.id, removed=removed, total=total)
@@ -288,8 +292,9 @@ def remove_voters(campaign: Campaign, voter_ids: list[object], actor: str) -> di
 
 def clear_roll(campaign: Campaign, actor: str) -> dict[str, int]:
     _refuse_if_locked(campaign)
-    removed = db.session.execute(
-        delete(RollVoter).where(RollVoter.campaign_id == campaign.id)
+    removed = cast(
+        CursorResult,
+        db.session.execute(delete(RollVoter).where(RollVoter.campaign_id == campaign.id)),
     ).rowcount
     audit("roll.clear", actor, campaign.id, removed=removed)
     return {"removed": removed, "not_on_roll": 0, "total": 0}
@@ -478,7 +483,7 @@ def turnout(campaign: Campaign) -> dict[str, Any] | None:
             .group_by(RollVoter.area)
         )
     }
-    per_area = []
+    per_area: list[dict[str, Any]] = []
     for area in sorted(sizes, key=lambda a: (a is None, a or "")):
         voters, ballots = voted.get(area, (0, 0))
         per_area.append(

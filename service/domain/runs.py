@@ -52,6 +52,7 @@ def execute_run(run_id: str) -> dict[str, Any]:
     except RankingError as exc:
         db.session.rollback()
         run = db.session.get(RankingRun, run_id)
+        assert run is not None  # compute() above loaded it
         rankings.record_failure(run, exc.code, exc.message, exc.details)
         db.session.commit()
         raise
@@ -128,8 +129,8 @@ def requeue_lost_runs(connection, queues, grace: int) -> list[str]:
             )
         ).all()
         for run in runs:
-            try:
-                job = Job.fetch(run.job_id, connection=connection)
+            try:  # a run without a job id has no job to find: it is lost too
+                job = Job.fetch(run.job_id, connection=connection) if run.job_id else None
             except NoSuchJobError:
                 job = None
             if job is not None and job_is_alive(job, queues):

@@ -22,10 +22,11 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import now
@@ -87,7 +88,7 @@ def _counter_row(scope: str, day: str) -> None:
     dialect = db.session.get_bind().dialect.name
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
-        dialect_insert(SmsCounter.__table__)
+        dialect_insert(cast(Table, SmsCounter.__table__))
         .values(scope=scope, day=day, used=0)
         .on_conflict_do_nothing()
     )
@@ -119,16 +120,20 @@ def _reserve_number(key: str, day: str, at: datetime) -> None:
         raise _resend_too_soon((last + RESEND_AFTER - at).total_seconds())
     scope = f"number:{key}"
     _counter_row(scope, day)
-    reserved = db.session.execute(
-        update(SmsCounter)
-        .where(
-            SmsCounter.scope == scope,
-            SmsCounter.day == day,
-            SmsCounter.used < MAX_PER_NUMBER_PER_DAY,
-            (SmsCounter.last_sent_at.is_(None)) | (SmsCounter.last_sent_at <= at - RESEND_AFTER),
-        )
-        .values(used=SmsCounter.used + 1, last_sent_at=at)
-        .execution_options(synchronize_session=False)
+    reserved = cast(
+        CursorResult,
+        db.session.execute(
+            update(SmsCounter)
+            .where(
+                SmsCounter.scope == scope,
+                SmsCounter.day == day,
+                SmsCounter.used < MAX_PER_NUMBER_PER_DAY,
+                (SmsCounter.last_sent_at.is_(None))
+                | (SmsCounter.last_sent_at <= at - RESEND_AFTER),
+            )
+            .values(used=SmsCounter.used + 1, last_sent_at=at)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if reserved == 1:
         return
@@ -154,11 +159,14 @@ def _reserve_budget(campaign: Campaign, day: str) -> None:
     budget = int(campaign.rules.voting.sms_daily_budget)
     scope = f"campaign:{campaign.id}"
     _counter_row(scope, day)
-    reserved = db.session.execute(
-        update(SmsCounter)
-        .where(SmsCounter.scope == scope, SmsCounter.day == day, SmsCounter.used < budget)
-        .values(used=SmsCounter.used + 1)
-        .execution_options(synchronize_session=False)
+    reserved = cast(
+        CursorResult,
+        db.session.execute(
+            update(SmsCounter)
+            .where(SmsCounter.scope == scope, SmsCounter.day == day, SmsCounter.used < budget)
+            .values(used=SmsCounter.used + 1)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if reserved == 1:
         return
@@ -182,10 +190,10 @@ def _reserve_budget(campaign: Campaign, day: str) -> None:
 def _release(verification_id: str, scopes: list[tuple[str, str]]) -> None:
     """Undo a reservation whose message was not sent."""
     db.session.execute(
-        SmsVerification.__table__.delete().where(SmsVerification.id == verification_id)
+        cast(Table, SmsVerification.__table__).delete().where(SmsVerification.id == verification_id)
     )
     for scope, day in scopes:
-        values = {"used": SmsCounter.used - 1}
+        values: dict[str, Any] = {"used": SmsCounter.used - 1}
         if scope.startswith("number:"):
             values["last_sent_at"] = None  # the reservation required it to be > 60 s old
         db.session.execute(
@@ -323,15 +331,18 @@ def consume(campaign: Campaign, channel: str, key: str, verification: object) ->
         if attempts >= MAX_ATTEMPTS:
             raise _refuse(_too_many_attempts())
         raise _refuse(_invalid_code({"attempts_left": MAX_ATTEMPTS - attempts}))
-    used = db.session.execute(
-        update(SmsVerification)
-        .where(
-            SmsVerification.id == verification_id,
-            SmsVerification.used_at.is_(None),
-            SmsVerification.attempts < MAX_ATTEMPTS,
-        )
-        .values(used_at=at)
-        .execution_options(synchronize_session=False)
+    used = cast(
+        CursorResult,
+        db.session.execute(
+            update(SmsVerification)
+            .where(
+                SmsVerification.id == verification_id,
+                SmsVerification.used_at.is_(None),
+                SmsVerification.attempts < MAX_ATTEMPTS,
+            )
+            .values(used_at=at)
+            .execution_options(synchronize_session=False)
+        ),
     ).rowcount
     if used != 1:  # another ballot took this code first
         raise _refuse(_invalid_code({"reason": "used"}))

@@ -63,7 +63,7 @@ def _recent(campaign_id: int, column, digest: str, at: datetime, limit: int) -> 
         .limit(limit)
         .subquery()
     )
-    return db.session.scalar(select(func.count()).select_from(rows))
+    return db.session.execute(select(func.count()).select_from(rows)).scalar_one()
 
 
 def add_flag(row: dict, flag: str) -> None:

@@ -5,11 +5,11 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..extensions import db
+from ..extensions import Model
 from ._types import UTCDateTime, utcnow
 
 
-class Kiosk(db.Model):
+class Kiosk(Model):
     __tablename__ = "kiosks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -19,7 +19,7 @@ class Kiosk(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class KioskSession(db.Model):
+class KioskSession(Model):
     """A browser enrolled as a kiosk. Its cookie holds a random secret of its own (only the
     SHA-256 is stored), accepted by the HTML voting form only, never by the JSON API; it
     stops when the kiosk is revoked."""
@@ -33,7 +33,7 @@ class KioskSession(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Ballot(db.Model):
+class Ballot(Model):
     """An accepted approval ballot. The voter appears only as a keyed hash.
 
     Dedup is settled by ``uq_ballots_voter_slot``: ``dedup_slot`` is ``"once"`` for
@@ -73,7 +73,7 @@ class Ballot(db.Model):
     )
 
 
-class BallotChoice(db.Model):
+class BallotChoice(Model):
     """One approved entry. The primary key forbids an entry twice in one ballot."""
 
     __tablename__ = "ballot_choices"
@@ -88,7 +88,7 @@ class BallotChoice(db.Model):
     ballot: Mapped[Ballot] = relationship(back_populates="choices")
 
 
-class Exclusion(db.Model):
+class Exclusion(Model):
     """An explicit, audited, reversible exclusion of a ballot from the count."""
 
     __tablename__ = "exclusions"

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from schemas.rules import CampaignRules
 
-from ..extensions import db
+from ..extensions import Model
 from ._types import UTCDateTime, utcnow
 
 
-class Campaign(db.Model):
+class Campaign(Model):
     __tablename__ = "campaigns"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -68,7 +68,7 @@ class Campaign(db.Model):
         return rules
 
 
-class Entry(db.Model):
+class Entry(Model):
     __tablename__ = "entries"
     __table_args__ = (UniqueConstraint("campaign_id", "code", name="uq_entries_campaign_code"),)
 
@@ -88,7 +88,7 @@ class Entry(db.Model):
     campaign: Mapped[Campaign] = relationship(back_populates="entries")
 
 
-class Criterion(db.Model):
+class Criterion(Model):
     __tablename__ = "criteria"
     __table_args__ = (UniqueConstraint("campaign_id", "key", name="uq_criteria_campaign_key"),)
 

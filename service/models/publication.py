@@ -6,11 +6,11 @@ from typing import Any
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from ._types import UTCDateTime, utcnow
 
 
-class RankingRun(db.Model):
+class RankingRun(Model):
     """An immutable computation over a frozen input set."""
 
     __tablename__ = "ranking_runs"
@@ -31,7 +31,7 @@ class RankingRun(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Publication(db.Model):
+class Publication(Model):
     """A versioned, immutable result document."""
 
     __tablename__ = "publications"
@@ -50,7 +50,7 @@ class Publication(db.Model):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class NightlyMark(db.Model):
+class NightlyMark(Model):
     """One row per campaign-local day: makes a second nightly run that day a no-op."""
 
     __tablename__ = "nightly_marks"
@@ -62,7 +62,7 @@ class NightlyMark(db.Model):
 # Added for receipts after publication (see engine/merkle.py): a run stores its counted
 # receipts in Merkle-aligned chunks, so an inclusion proof reads one chunk and the chunk
 # roots instead of rehashing every counted ballot per request.
-class MerkleChunk(db.Model):
+class MerkleChunk(Model):
     """``CHUNK`` consecutive leaves of a run's ballot tree: their receipts and root."""
 
     __tablename__ = "merkle_chunks"

@@ -6,11 +6,11 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from ._types import UTCDateTime, utcnow
 
 
-class Expert(db.Model):
+class Expert(Model):
     __tablename__ = "experts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -23,7 +23,7 @@ class Expert(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Assignment(db.Model):
+class Assignment(Model):
     """Optional explicit assignment of an expert to an entry."""
 
     __tablename__ = "assignments"
@@ -36,7 +36,7 @@ class Assignment(db.Model):
     )
 
 
-class Score(db.Model):
+class Score(Model):
     """The live score of one expert for one entry; the constraint makes it one."""
 
     __tablename__ = "scores"
@@ -56,7 +56,7 @@ class Score(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ScoreHistory(db.Model):
+class ScoreHistory(Model):
     """Every version of every score, the replaced ones included."""
 
     __tablename__ = "score_history"

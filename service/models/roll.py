@@ -5,11 +5,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from ._types import UTCDateTime, utcnow
 
 
-class RollVoter(db.Model):
+class RollVoter(Model):
     """One voter on a campaign's electoral roll, as the same keyed hash as a ballot's
     ``voter_key`` (the identifier itself is never stored). The primary key is the one
     indexed lookup a ballot costs when the campaign votes by roll."""

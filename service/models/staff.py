@@ -10,13 +10,13 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from ._types import UTCDateTime, utcnow
 
 STAFF_ROLES = ("admin", "manager", "observer")
 
 
-class Staff(db.Model):
+class Staff(Model):
     """A staff account. ``password_hash`` is None until the one-time link was used."""
 
     __tablename__ = "staff"
@@ -35,7 +35,7 @@ class Staff(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class StaffCampaign(db.Model):
+class StaffCampaign(Model):
     """A manager's assignment to a campaign (admins and observers need none)."""
 
     __tablename__ = "staff_campaigns"
@@ -48,7 +48,7 @@ class StaffCampaign(db.Model):
     )
 
 
-class StaffSession(db.Model):
+class StaffSession(Model):
     """A logged-in browser: its cookie holds a random secret (only the SHA-256 is kept).
     Idle sessions expire (``CONSOLE_IDLE_MINUTES``); logout revokes."""
 
@@ -62,7 +62,7 @@ class StaffSession(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class OneTimeLink(db.Model):
+class OneTimeLink(Model):
     """A single-use link valid for a limited time: a staff member's set-password link
     (``purpose = 'set_password'``) or a kiosk's enrolment link (``'kiosk_enrol'``).
     Only the SHA-256 of the token is stored; the link is shown once."""

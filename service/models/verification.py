@@ -5,11 +5,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
+from ..extensions import Model
 from ._types import UTCDateTime, utcnow
 
 
-class SmsVerification(db.Model):
+class SmsVerification(Model):
     """One SMS one-time code, bound to a campaign and a voter (``voting.verify: sms``).
 
     The voter appears only as the keyed hash ballots use; the code only as
@@ -32,7 +32,7 @@ class SmsVerification(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class SmsCounter(db.Model):
+class SmsCounter(Model):
     """Codes sent per scope and day: ``campaign:<id>`` (the daily budget) and
     ``number:<voter key>`` (five a day, and the last send for the 60-second resend rule).
 

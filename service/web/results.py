@@ -304,7 +304,7 @@ def _selection_text(method: dict) -> list[str]:
     return lines
 
 
-def _notes_text(notes: list[dict]) -> list[str]:
+def _notes_text(notes: list[dict] | None) -> list[str]:
     lines = []
     for note in notes or []:
         details = note.get("details") or {}

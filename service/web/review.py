@@ -173,6 +173,7 @@ def _error_text(exc: ApiError, campaign: Campaign, field: str) -> str:
 def _placed_errors(exc: ApiError, campaign: Campaign, keys: list[str]) -> dict[str, dict[str, str]]:
     """Where each part of an error is shown: {criterion key | "comment" | "form": error}."""
     details = exc.details or {}
+    fields: list[Any]
     if exc.code == "out_of_range":
         fields = [details.get("criterion")]
     elif exc.code == "missing_criterion":
@@ -280,7 +281,7 @@ def _parse_form(keys: list[str]) -> tuple[dict[str, Any], dict[str, Any], ApiErr
 
     Blank fields are left out, so the domain names every missing criterion at once.
     """
-    typed = {"scores": {}, "comment": request.form.get("comment", "")}
+    typed: dict[str, Any] = {"scores": {}, "comment": request.form.get("comment", "")}
     scores: dict[str, float] = {}
     not_numbers: dict[str, list[str]] = {}
     for key in keys:

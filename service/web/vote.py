@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -242,7 +243,7 @@ def _render_form(
     campaign: Campaign,
     *,
     ballot_id: str | None = None,
-    chosen: list[str] | None = None,
+    chosen: Sequence[str] | None = None,
     error: ApiError | None = None,
     status: int = 200,
     sms: dict | None = None,
@@ -419,7 +420,7 @@ def vote(slug: str):
         sms = None
         if sms_step:  # the code step stays on the page
             keep = verification and exc.code not in FRESH_CODE_AFTER
-            sms = {"verification_id": verification["id"] if keep else ""}
+            sms = {"verification_id": verification["id"] if verification and keep else ""}
         return _render_form(
             campaign,
             ballot_id=None if exc.code in FRESH_BALLOT_ID_AFTER else ballot_id,
@@ -459,6 +460,7 @@ def receipt(slug: str, receipt: str):
     if ballot is None:
         return error_page(404, "not_found", _("未找到该回执。"))
     campaign = db.session.get(Campaign, ballot.campaign_id)
+    assert campaign is not None  # the ballot's foreign key
     address = receipt_address(ballot.receipt)
     html = render_template(
         "receipt.html",
