@@ -299,6 +299,22 @@ def test_reaper_requeues_a_lost_run_once_and_it_computes_once(client, app, voted
     assert leaves == 4
 
 
+def test_reaper_requeues_a_run_without_a_job_id(client, app, voted):
+    """A run with no job id (the column allows it) has no job to find: it is lost, and
+    the reaper queues it again instead of failing on it (rq cannot fetch a None id)."""
+    from workers import reaper
+
+    run_id = start_run(client)
+    conn = get_redis(app.config["REDIS_URL"])
+    conn.flushdb()
+    with app.app_context():
+        db.session.get(RankingRun, run_id).job_id = None
+        db.session.commit()
+        assert reaper.reap(conn, [RANKINGS], interval=30, grace=0) == [run_id]
+    run = get_run(client, run_id)
+    assert run["status"] == "queued" and run["error"]["code"] == "requeued"
+
+
 def test_reaper_leaves_fresh_runs_and_finished_runs_alone(client, app, voted):
     """Within the grace period (the API commits the run, then enqueues) and once a run is
     finished, the reaper queues nothing."""
