@@ -12,7 +12,6 @@ Screenshots of each page at both sizes go to ``test-artifacts/a11y/`` (git-ignor
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import uuid
@@ -27,19 +26,8 @@ from rq import Queue, SimpleWorker
 
 from service.queues import RANKINGS
 from service.redis_conn import get_redis
-from tests.conftest import ADMIN
+from tests.support import ADMIN, CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "a11y"
 SIZES = {
     "phone": {

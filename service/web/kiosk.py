@@ -119,6 +119,12 @@ def enrol():
     kiosk = kiosk_for_token(token)
     if kiosk is None:
         return _invalid_token()
+    return _no_store(enrolled(kiosk))
+
+
+def enrolled(kiosk):
+    """Open a browser session for the kiosk (committed) and answer with its cookie: the
+    one step both enrolment paths (token typed, one-time link) end with."""
     secret = open_browser_session(kiosk)
     db.session.commit()
     response = make_response(render_template("enrol.html", kiosk=kiosk, done=True))
@@ -131,4 +137,4 @@ def enrol():
         samesite="Lax",
         secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
     )
-    return _no_store(response)
+    return response

@@ -5,14 +5,12 @@ the same credential as ``/kiosk/enrol`` (``open_browser_session``)."""
 
 from __future__ import annotations
 
-from flask import current_app, make_response, render_template, request
+from flask import make_response, render_template, request
 from flask_babel import gettext as _
 
-from ..domain.kiosks import open_browser_session
 from ..domain.staff import kiosk_for_link, spend_kiosk_link
-from ..extensions import db
 from . import bp
-from .kiosk import KIOSK_COOKIE, KIOSK_COOKIE_MAX_AGE
+from .kiosk import enrolled
 from .render import error_page
 
 
@@ -36,17 +34,6 @@ def kiosk_link(token: str):
         )
     else:
         spend_kiosk_link(token)
-        secret = open_browser_session(kiosk)
-        db.session.commit()
-        response = make_response(render_template("enrol.html", kiosk=kiosk, done=True))
-        response.set_cookie(
-            KIOSK_COOKIE,
-            secret,
-            max_age=KIOSK_COOKIE_MAX_AGE,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
-        )
+        response = enrolled(kiosk)
     response.headers["Cache-Control"] = "no-store"
     return response
