@@ -26,6 +26,7 @@ from rq import Queue, SimpleWorker
 
 from service.queues import RANKINGS
 from service.redis_conn import get_redis
+from tests.console_support import make_staff
 from tests.support import ADMIN, CHROMIUM, CHROMIUM_ARGS
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "a11y"
@@ -143,8 +144,19 @@ def page_types(base: str, site: dict) -> list[tuple[str, str, int]]:
     ]
 
 
+PASSWORD_CONSOLE = "axe-console-password-1"
+CONSOLE_PAGES = [
+    ("console-home", "/console/"),
+    ("console-campaign", "/console/campaigns/c1"),
+    ("console-dashboard", "/console/campaigns/c1/dashboard"),
+    ("console-new-campaign", "/console/campaigns/new"),
+    ("console-ranking", "/console/campaigns/c1/ranking"),
+]
+
+
 @pytest.mark.parametrize("size", ["phone", "desktop"])
 def test_every_page_type_has_no_axe_violations(server, app, client, site, size):
+    make_staff(app, "axe-admin", "admin", PASSWORD_CONSOLE)
     found: list[str] = []
     with chromium() as browser:
         context = browser.new_context(**SIZES[size])
@@ -161,6 +173,19 @@ def test_every_page_type_has_no_axe_violations(server, app, client, site, size):
         assert page.url.endswith("/review/c1")
         shot(page, f"review-{size}")
         found += violations(page, f"review at {size}")
+        # The office console: its log-in page, then its main pages as an administrator.
+        page.goto(server + "/console/login")
+        shot(page, f"console-login-{size}")
+        found += violations(page, f"console login at {size}")
+        page.fill("#name", "axe-admin")
+        page.fill("#password", PASSWORD_CONSOLE)
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
+        for name, path in CONSOLE_PAGES:
+            assert page.goto(server + path).status == 200, name
+            assert page.url == server + path, f"{name}: not signed in ({page.url})"
+            shot(page, f"{name}-{size}")
+            found += violations(page, f"{name} at {size}")
         # The receipt page, after a ballot cast with the browser.
         page.goto(server + "/vote/c1")
         page.check("input[name=choices][value=A01]")
