@@ -18,7 +18,8 @@ from tests.processes import ROOT, Process, free_port, http, wait_healthy
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"  # logs and scratch files (git-ignored)
-DB_NAME = "votes_bench"
+# BENCH_DB_NAME: several benches at once on one server each need their own database.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "votes_bench")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
 # Two cores: two gunicorn processes (4 threads each, gunicorn.conf.py) leave room for

@@ -27,7 +27,7 @@ from ..auth import current_principal, require
 from ..domain import ballots as domain
 from ..domain import exclusions
 from ..domain.access import check_channel
-from ..domain.campaigns import get_campaign
+from ..domain.campaigns import campaign_for_ballots, get_campaign
 from ..errors import ApiError, validation_error
 from ..extensions import db, limiter
 
@@ -151,11 +151,12 @@ class Ballots(MethodView):
     def post(self, slug):
         """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""
         channel, kiosk_id = ballot_channel()
-        campaign = get_campaign(slug)
+        campaign = campaign_for_ballots(slug)  # cached per process once the rules lock
         check_channel(campaign, channel)  # before the body: a missing kiosk token is 401
         item = _load_ballot(_ballot_payload())
         # One ballot per request: no savepoint needed, the request's transaction is its own.
-        result = _cast(campaign, item, channel, kiosk_id, isolated=False)
+        codes = getattr(campaign, "codes", None)
+        result = _cast(campaign, item, channel, kiosk_id, codes=codes, isolated=False)
         db.session.commit()  # committed before the answer
         return result.body(), 200 if result.replayed else 201
 

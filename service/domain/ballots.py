@@ -370,8 +370,11 @@ def _cast_ballot(
             if campaign.rules_locked_at is None:
                 lock_rules(campaign)
                 db.session.flush()
-            db.session.execute(insert(Ballot), [prepared.row])
-            db.session.execute(insert(BallotChoice), _choice_rows(campaign, prepared, codes))
+            # Table inserts, not ORM bulk inserts: the same statements, less Python.
+            db.session.execute(insert(Ballot.__table__), prepared.row)
+            db.session.execute(
+                insert(BallotChoice.__table__), _choice_rows(campaign, prepared, codes)
+            )
     except IntegrityError:
         # The constraints settled a race: the same ballot_id, or the same voter and slot.
         if not isolated:
