@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import case, cast, func, insert, literal, select
+from sqlalchemy import Integer, bindparam, case, cast, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -369,9 +369,8 @@ def _cast_ballot(
                 lock_rules(campaign)
                 db.session.flush()
             if kiosk_id is not None:  # the burst count and the insert in one statement
-                prepared.row["flagged"] = db.session.execute(
-                    _insert_counting_burst(prepared.row, kiosk_id, arrived)
-                ).scalar_one()
+                statement, params = _insert_counting_burst(prepared.row, kiosk_id, arrived)
+                prepared.row["flagged"] = db.session.execute(statement, params).scalar_one()
             else:
                 db.session.execute(insert(_BALLOTS), prepared.row)
             db.session.execute(
@@ -539,40 +538,61 @@ _BALLOTS = Ballot.__table__
 def _insert_counting_burst(row: dict, kiosk_id: int, at: datetime):
     """INSERT ... SELECT of a kiosk ballot's row, flagged ``burst`` when it takes its
     kiosk over BURST_MAX_BALLOTS in the window (the count sees the ballots before this
-    one, up to the threshold only, as _recent_count). One round trip instead of a count and an
-    insert; RETURNING gives the stored flags."""
+    one, up to the threshold only, as _recent_count). One round trip instead of a count
+    and an insert; RETURNING gives the stored flags. Returns (statement, parameters):
+    the statement is built once per dialect and column set, only the values change."""
     cfg = current_app.config
     limit = cfg["BURST_MAX_BALLOTS"]
-    window = timedelta(seconds=cfg["BURST_WINDOW_SECONDS"])
+    flag = row["flagged"]
+    names = tuple(name for name in row if name != "flagged")
+    dialect = db.session.get_bind().dialect.name
+    statement = _BURST_INSERTS.get((dialect, names))
+    if statement is None:
+        statement = _BURST_INSERTS[(dialect, names)] = _burst_insert(dialect, names)
+    params = {f"p_{name}": row[name] for name in names}
+    params.update(
+        p_kiosk=kiosk_id,
+        p_since=at - timedelta(seconds=cfg["BURST_WINDOW_SECONDS"]),
+        p_until=at,
+        p_limit=limit,
+        p_flag=flag,
+        p_flag_burst=f"{flag},burst" if flag else "burst",
+    )
+    return statement, params
+
+
+_BURST_INSERTS: dict[tuple, object] = {}
+
+
+def _burst_insert(dialect: str, names: tuple[str, ...]):
     c = _BALLOTS.c
+
+    def param(name: str, type_):
+        value = bindparam(f"p_{name}", type_=type_)
+        # PostgreSQL types the parameters of a SELECT list from the values alone (a NULL
+        # is text): cast them to the column's type. SQLite needs no cast (and a CAST to
+        # DATETIME there would turn a timestamp into a number).
+        return cast(value, type_) if dialect == "postgresql" else value
+
     recent = (
         select(c.id)
-        .where(c.kiosk_id == kiosk_id, c.accepted_at > at - window, c.accepted_at <= at)
-        .limit(limit)
+        .where(
+            c.kiosk_id == bindparam("p_kiosk", type_=c.kiosk_id.type),
+            c.accepted_at > bindparam("p_since", type_=c.accepted_at.type),
+            c.accepted_at <= bindparam("p_until", type_=c.accepted_at.type),
+        )
+        .limit(bindparam("p_limit", type_=Integer))
         .subquery()
     )
-    over = select(func.count()).select_from(recent).scalar_subquery() + 1 > limit
-    flag = row["flagged"]
-    flagged = case(
-        (over, literal(f"{flag},burst" if flag else "burst", c.flagged.type)),
-        else_=_typed(literal(flag, c.flagged.type), c.flagged.type),
-    )
-    names = [name for name in row if name != "flagged"]
-    values = [_typed(literal(row[name], c[name].type), c[name].type) for name in names]
+    count = select(func.count()).select_from(recent).scalar_subquery()
+    over = count + 1 > bindparam("p_limit", type_=Integer)
+    flagged = case((over, param("flag_burst", c.flagged.type)), else_=param("flag", c.flagged.type))
+    values = [param(name, c[name].type) for name in names]
     return (
         insert(_BALLOTS)
         .from_select([*names, "flagged"], select(*values, flagged))
         .returning(c.flagged)
     )
-
-
-def _typed(value, type_):
-    """PostgreSQL types the parameters of a SELECT list from the values alone (a NULL is
-    text): cast them to the column's type. SQLite needs no cast (and a CAST to DATETIME
-    there would turn a timestamp into a number)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return cast(value, type_)
-    return value
 
 
 def receipt_lookup(receipt: str) -> dict:
