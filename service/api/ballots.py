@@ -95,9 +95,12 @@ def _ballot_payload() -> dict:
     return payload
 
 
+_BALLOT_IN = BallotInSchema()  # one instance: a schema keeps no state between loads
+
+
 def _load_ballot(data) -> dict:
     try:
-        return BallotInSchema().load(data)
+        return _BALLOT_IN.load(data)
     except ValidationError as exc:
         raise validation_error(exc.messages) from exc
 
