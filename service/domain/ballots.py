@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Integer, bindparam, case, cast, func, insert, select
+from sqlalchemy import ARRAY, Integer, bindparam, case, cast, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -368,14 +368,17 @@ def _cast_ballot(
             if campaign.rules_locked_at is None:
                 lock_rules(campaign)
                 db.session.flush()
+            choices = _choice_rows(campaign, prepared, codes)
             if kiosk_id is not None:  # the burst count and the insert in one statement
-                statement, params = _insert_counting_burst(prepared.row, kiosk_id, arrived)
+                statement, params, with_choices = _insert_counting_burst(
+                    prepared.row, kiosk_id, arrived, [c["entry_id"] for c in choices]
+                )
                 prepared.row["flagged"] = db.session.execute(statement, params).scalar_one()
             else:
                 db.session.execute(insert(_BALLOTS), prepared.row)
-            db.session.execute(
-                insert(BallotChoice.__table__), _choice_rows(campaign, prepared, codes)
-            )
+                with_choices = False
+            if not with_choices:
+                db.session.execute(insert(BallotChoice.__table__), choices)
     except IntegrityError:
         # The constraints settled a race: the same ballot_id, or the same voter and slot.
         if not isolated:
@@ -533,22 +536,27 @@ def _recent_count(kiosk_id: int, at: datetime) -> int:
 
 
 _BALLOTS = Ballot.__table__
+_CHOICES = BallotChoice.__table__
 
 
-def _insert_counting_burst(row: dict, kiosk_id: int, at: datetime):
+def _insert_counting_burst(row: dict, kiosk_id: int, at: datetime, entry_ids: list[int]):
     """INSERT ... SELECT of a kiosk ballot's row, flagged ``burst`` when it takes its
     kiosk over BURST_MAX_BALLOTS in the window (the count sees the ballots before this
     one, up to the threshold only, as _recent_count). One round trip instead of a count
-    and an insert; RETURNING gives the stored flags. Returns (statement, parameters):
-    the statement is built once per dialect and column set, only the values change."""
+    and an insert; RETURNING gives the stored flags. On PostgreSQL the choice rows go in
+    the same statement (a data-modifying CTE). Returns (statement, parameters, whether
+    the choices are inserted too): the statement is built once per dialect and column
+    set, only the values change."""
     cfg = current_app.config
     limit = cfg["BURST_MAX_BALLOTS"]
     flag = row["flagged"]
     names = tuple(name for name in row if name != "flagged")
     dialect = db.session.get_bind().dialect.name
-    statement = _BURST_INSERTS.get((dialect, names))
+    with_choices = dialect == "postgresql" and bool(entry_ids)
+    statement = _BURST_INSERTS.get((dialect, names, with_choices))
     if statement is None:
-        statement = _BURST_INSERTS[(dialect, names)] = _burst_insert(dialect, names)
+        statement = _burst_insert(dialect, names, with_choices)
+        _BURST_INSERTS[(dialect, names, with_choices)] = statement
     params = {f"p_{name}": row[name] for name in names}
     params.update(
         p_kiosk=kiosk_id,
@@ -557,14 +565,15 @@ def _insert_counting_burst(row: dict, kiosk_id: int, at: datetime):
         p_limit=limit,
         p_flag=flag,
         p_flag_burst=f"{flag},burst" if flag else "burst",
+        p_entry_ids=entry_ids,
     )
-    return statement, params
+    return statement, params, with_choices
 
 
 _BURST_INSERTS: dict[tuple, object] = {}
 
 
-def _burst_insert(dialect: str, names: tuple[str, ...]):
+def _burst_insert(dialect: str, names: tuple[str, ...], with_choices: bool):
     c = _BALLOTS.c
 
     def param(name: str, type_):
@@ -588,11 +597,30 @@ def _burst_insert(dialect: str, names: tuple[str, ...]):
     over = count + 1 > bindparam("p_limit", type_=Integer)
     flagged = case((over, param("flag_burst", c.flagged.type)), else_=param("flag", c.flagged.type))
     values = [param(name, c[name].type) for name in names]
-    return (
-        insert(_BALLOTS)
-        .from_select([*names, "flagged"], select(*values, flagged))
-        .returning(c.flagged)
+    ballot = insert(_BALLOTS).from_select([*names, "flagged"], select(*values, flagged))
+    if not with_choices:
+        return ballot.returning(c.flagged)
+    # WITH new AS (INSERT INTO ballots … RETURNING id, campaign_id, flagged),
+    #      chosen AS (INSERT INTO ballot_choices SELECT new.id, unnest(:ids), … FROM new)
+    # SELECT flagged FROM new: nothing of it is written when any part fails.
+    new = ballot.returning(c.id, c.campaign_id, c.flagged).cte("new_ballot")
+    entry = (
+        func.unnest(bindparam("p_entry_ids", type_=ARRAY(Integer)))
+        .table_valued("entry_id")
+        .render_derived(name="entry")
     )
+    chosen = (
+        insert(_CHOICES)
+        .from_select(
+            ["ballot_id", "entry_id", "campaign_id"],
+            select(new.c.id, entry.c.entry_id, new.c.campaign_id).select_from(
+                new.join(entry, true())
+            ),
+        )
+        .returning(_CHOICES.c.ballot_id)
+        .cte("chosen")
+    )
+    return select(new.c.flagged).add_cte(chosen)
 
 
 def receipt_lookup(receipt: str) -> dict:
