@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from flask import Flask, request, session
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import observability, security
@@ -66,6 +68,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     with app.app_context():
         _configure_sqlite(app)
+        _ping_idle_connections(app)
 
     register_error_handlers(app)
 
@@ -99,6 +102,36 @@ def _limiter_uri(url: str) -> str:
 
 def _migrations_dir():
     return Path(__file__).resolve().parent.parent / "migrations"
+
+
+# A pooled connection idle at least this long is pinged before use (a database restart
+# or an idle timeout may have closed it); one in steady use is not.
+PING_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(app: Flask) -> None:
+    """pool_pre_ping, but only for connections idle PING_IDLE_SECONDS or more: under load
+    a connection is reused within milliseconds, and the ping was a round trip per request.
+    A failed ping raises DisconnectionError: the pool discards the connection and
+    connects anew (SQLAlchemy's documented pessimistic disconnect handling)."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+
+    @event.listens_for(db.engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        if record is not None:
+            record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(db.engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        since = record.info.get("checked_in")
+        if since is not None and time.monotonic() - since < PING_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.execute("SELECT 1")
+            dbapi_connection.rollback()  # leave no transaction open behind the ping
+        except Exception as exc:  # any failure: this connection is not usable
+            raise DisconnectionError() from exc
 
 
 def _configure_sqlite(app: Flask) -> None:

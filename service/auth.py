@@ -11,6 +11,7 @@ from functools import wraps
 from flask import current_app, g, request
 from sqlalchemy import select
 
+from . import hotcache
 from .errors import ApiError
 from .extensions import db
 from .models import ApiToken
@@ -66,11 +67,26 @@ def principal_for(token: str | None) -> Principal | None:
     admin = current_app.config.get("ADMIN_TOKEN")
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return Principal(role="admin", name="env")
-    row = db.session.scalar(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+    # Cached per process for HOT_CACHE_SECONDS (a kiosk sends thousands of ballots with
+    # one token); a revocation reaches every process within that time (hotcache.py).
+    # Only kiosk tokens: the others are not on a hot path.
+    digest = hash_token(token)
+    cached = hotcache.cache().lookup(("kiosk_token", digest))
+    if cached is not None:
+        return cached
+    principal = _load_principal(digest)
+    if principal is not None and principal.role == "kiosk":
+        hotcache.cache().put(("kiosk_token", digest), principal)
+    return principal
+
+
+def _load_principal(digest: str) -> Principal | None:
+    tokens = ApiToken.__table__.c
+    row = db.session.execute(
+        select(tokens.id, tokens.role, tokens.name, tokens.kiosk_id, tokens.expert_id).where(
+            tokens.token_hash == digest, tokens.revoked_at.is_(None)
         )
-    )
+    ).first()
     if row is None:
         return None
     return Principal(

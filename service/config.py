@@ -41,6 +41,16 @@ def env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = env_str(name)
     if raw is None:
@@ -176,6 +186,10 @@ class Config:
         self.BURST_MAX_BALLOTS = env_int("BURST_MAX_BALLOTS", 20)
         # A kiosk ballot accepted this long after its cast_at is flagged late_upload.
         self.LATE_UPLOAD_SECONDS = env_int("LATE_UPLOAD_SECONDS", 600)
+        # Per-process caches of kiosk tokens and locked campaigns on the ballot path
+        # (service/hotcache.py): a revocation or rule change made by another process takes
+        # effect within this many seconds (at once in the process that made it); 0 = off.
+        self.HOT_CACHE_SECONDS = env_float("HOT_CACHE_SECONDS", 1.0)
         # A kiosk's day is a volume_outlier above max(floor, factor x its own previous
         # daily maximum, factor x the median daily count of the campaign's other kiosks).
         self.VOLUME_FACTOR = env_int("VOLUME_FACTOR", 3)
@@ -295,4 +309,8 @@ def engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         # WAL + busy timeout: concurrent writers queue instead of failing at once.
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20, "pool_timeout": 10}
+    # No pool_pre_ping: it cost a round trip on every request. A connection idle for a
+    # second or more is pinged on checkout instead (service/__init__.py,
+    # _ping_idle_connections); a busy one is not, and a connection lost mid-request is
+    # answered 503 and invalidates the pool (the retry gets a fresh connection).
+    return {"pool_size": 10, "max_overflow": 20, "pool_timeout": 10}

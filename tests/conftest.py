@@ -121,6 +121,10 @@ def _clean(request) -> Iterator[None]:
                 for name in tables:
                     conn.exec_driver_sql(f"DELETE FROM {name}")
         app.config["CLOCK"] = None
+        # The per-process caches of kiosk tokens and locked campaigns (service/hotcache.py)
+        # must not carry one test's rows into the next.
+        app.config["HOT_CACHE_CLOCK"] = None
+        app.extensions.pop("votes_hot_cache", None)
         get_redis(app.config["REDIS_URL"]).flushdb()
 
 

@@ -28,7 +28,7 @@ from ..auth import current_principal, is_admin, require
 from ..domain import ballots as domain
 from ..domain import exclusions
 from ..domain.access import check_channel
-from ..domain.campaigns import get_campaign, visible_campaign
+from ..domain.campaigns import campaign_for_ballots, get_campaign, visible_campaign
 from ..errors import ApiError, validation_error
 from ..extensions import db, limiter
 
@@ -96,9 +96,12 @@ def _ballot_payload() -> dict:
     return payload
 
 
+_BALLOT_IN = BallotInSchema()  # one instance: a schema keeps no state between loads
+
+
 def _load_ballot(data) -> dict:
     try:
-        return BallotInSchema().load(data)
+        return _BALLOT_IN.load(data)
     except ValidationError as exc:
         raise validation_error(exc.messages) from exc
 
@@ -152,11 +155,14 @@ class Ballots(MethodView):
     def post(self, slug):
         """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""
         channel, kiosk_id = ballot_channel()
-        campaign = visible_campaign(slug, is_admin())
+        campaign = campaign_for_ballots(slug)  # cached per process once the rules lock
+        if campaign.draft and not is_admin():  # a draft is invisible to the public
+            campaign = visible_campaign(slug, False)
         check_channel(campaign, channel)  # before the body: a missing kiosk token is 401
         item = _load_ballot(_ballot_payload())
         # One ballot per request: no savepoint needed, the request's transaction is its own.
-        result = _cast(campaign, item, channel, kiosk_id, isolated=False)
+        codes = getattr(campaign, "codes", None)
+        result = _cast(campaign, item, channel, kiosk_id, codes=codes, isolated=False)
         db.session.commit()  # committed before the answer
         return result.body(), 200 if result.replayed else 201
 

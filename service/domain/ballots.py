@@ -13,15 +13,15 @@ import hashlib
 import json
 import logging
 import secrets
+import typing
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import ARRAY, Integer, Table, bindparam, case, cast, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -368,9 +368,7 @@ def _cast_ballot(
         if (existing := db.session.get(Ballot, ballot_id)) is not None:
             return _replay(existing, campaign, digest)  # a retry of a verified ballot
         raise
-    if kiosk_id is not None and _is_burst(kiosk_id, arrived):
-        add_flag(prepared.row, "burst")
-    elif channel == "web":
+    if kiosk_id is None and channel == "web":
         mark_web_ballot(prepared.row, arrived)  # address hashes, web_burst / subnet_burst
     # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
     try:
@@ -378,8 +376,17 @@ def _cast_ballot(
             if campaign.rules_locked_at is None:
                 lock_rules(campaign)
                 db.session.flush()
-            db.session.execute(insert(Ballot), [prepared.row])
-            db.session.execute(insert(BallotChoice), _choice_rows(campaign, prepared, codes))
+            choice_rows = _choice_rows(campaign, prepared, codes)
+            if kiosk_id is not None:  # the burst count and the insert in one statement
+                statement, params, with_choices = _insert_counting_burst(
+                    prepared.row, kiosk_id, arrived, [c["entry_id"] for c in choice_rows]
+                )
+                prepared.row["flagged"] = db.session.execute(statement, params).scalar_one()
+            else:
+                db.session.execute(insert(_BALLOTS), prepared.row)
+                with_choices = False
+            if not with_choices:
+                db.session.execute(insert(_CHOICES), choice_rows)
     except IntegrityError:
         # The constraints settled a race: the same ballot_id, or the same voter and slot.
         if not isolated:
@@ -520,7 +527,7 @@ def _insert_new(session, rows: list[dict]) -> set[str]:
     """Multi-row insert that skips conflicting rows; returns the ids it inserted."""
     dialect = session.get_bind().dialect.name
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = cast(Table, Ballot.__table__)
+    table = typing.cast(Table, Ballot.__table__)
     statement = dialect_insert(table).on_conflict_do_nothing().returning(table.c.id)
     return set(session.execute(statement, rows).scalars()) if rows else set()
 
@@ -543,10 +550,92 @@ def _recent_count(kiosk_id: int, at: datetime) -> int:
     return db.session.execute(select(func.count()).select_from(recent_rows)).scalar_one()
 
 
-def _is_burst(kiosk_id: int, at: datetime) -> bool:
-    """Is this kiosk casting faster than humans do? (Flagged, never dropped.) This
-    ballot is one more: flagged when it takes the kiosk over the threshold."""
-    return _recent_count(kiosk_id, at) + 1 > current_app.config["BURST_MAX_BALLOTS"]
+_BALLOTS = typing.cast(Table, Ballot.__table__)
+_CHOICES = typing.cast(Table, BallotChoice.__table__)
+
+
+def _insert_counting_burst(row: dict, kiosk_id: int, at: datetime, entry_ids: list[int]):
+    """INSERT ... SELECT of a kiosk ballot's row, flagged ``burst`` when it takes its
+    kiosk over BURST_MAX_BALLOTS in the window (the count sees the ballots before this
+    one, up to the threshold only, as _recent_count). One round trip instead of a count
+    and an insert; RETURNING gives the stored flags. On PostgreSQL the choice rows go in
+    the same statement (a data-modifying CTE). Returns (statement, parameters, whether
+    the choices are inserted too): the statement is built once per dialect and column
+    set, only the values change."""
+    cfg = current_app.config
+    limit = cfg["BURST_MAX_BALLOTS"]
+    flag = row["flagged"]
+    names = tuple(name for name in row if name != "flagged")
+    dialect = db.session.get_bind().dialect.name
+    with_choices = dialect == "postgresql" and bool(entry_ids)
+    statement = _BURST_INSERTS.get((dialect, names, with_choices))
+    if statement is None:
+        statement = _burst_insert(dialect, names, with_choices)
+        _BURST_INSERTS[(dialect, names, with_choices)] = statement
+    params = {f"p_{name}": row[name] for name in names}
+    params.update(
+        p_kiosk=kiosk_id,
+        p_since=at - timedelta(seconds=cfg["BURST_WINDOW_SECONDS"]),
+        p_until=at,
+        p_limit=limit,
+        p_flag=flag,
+        p_flag_burst=f"{flag},burst" if flag else "burst",
+        p_entry_ids=entry_ids,
+    )
+    return statement, params, with_choices
+
+
+_BURST_INSERTS: dict[tuple, object] = {}
+
+
+def _burst_insert(dialect: str, names: tuple[str, ...], with_choices: bool):
+    c = _BALLOTS.c
+
+    def param(name: str, type_):
+        value = bindparam(f"p_{name}", type_=type_)
+        # PostgreSQL types the parameters of a SELECT list from the values alone (a NULL
+        # is text): cast them to the column's type. SQLite needs no cast (and a CAST to
+        # DATETIME there would turn a timestamp into a number).
+        return cast(value, type_) if dialect == "postgresql" else value
+
+    recent = (
+        select(c.id)
+        .where(
+            c.kiosk_id == bindparam("p_kiosk", type_=c.kiosk_id.type),
+            c.accepted_at > bindparam("p_since", type_=c.accepted_at.type),
+            c.accepted_at <= bindparam("p_until", type_=c.accepted_at.type),
+        )
+        .limit(bindparam("p_limit", type_=Integer))
+        .subquery()
+    )
+    count = select(func.count()).select_from(recent).scalar_subquery()
+    over = count + 1 > bindparam("p_limit", type_=Integer)
+    flagged = case((over, param("flag_burst", c.flagged.type)), else_=param("flag", c.flagged.type))
+    values = [param(name, c[name].type) for name in names]
+    ballot = insert(_BALLOTS).from_select([*names, "flagged"], select(*values, flagged))
+    if not with_choices:
+        return ballot.returning(c.flagged)
+    # WITH new AS (INSERT INTO ballots … RETURNING id, campaign_id, flagged),
+    #      chosen AS (INSERT INTO ballot_choices SELECT new.id, unnest(:ids), … FROM new)
+    # SELECT flagged FROM new: nothing of it is written when any part fails.
+    new = ballot.returning(c.id, c.campaign_id, c.flagged).cte("new_ballot")
+    entry = (
+        func.unnest(bindparam("p_entry_ids", type_=ARRAY(Integer)))
+        .table_valued("entry_id")
+        .render_derived(name="entry")
+    )
+    chosen = (
+        insert(_CHOICES)
+        .from_select(
+            ["ballot_id", "entry_id", "campaign_id"],
+            select(new.c.id, entry.c.entry_id, new.c.campaign_id).select_from(
+                new.join(entry, true())
+            ),
+        )
+        .returning(_CHOICES.c.ballot_id)
+        .cte("chosen")
+    )
+    return select(new.c.flagged).add_cte(chosen)
 
 
 def receipt_lookup(receipt: str) -> dict:

@@ -6,7 +6,10 @@ import contextlib
 import copy
 import csv
 import io
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from flask import current_app
@@ -16,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from schemas.campaign import UNLOCKED, CampaignSchema
 from schemas.entry import EntrySchema
+from schemas.rules import CampaignRules
 
+from .. import hotcache
 from ..clock import now
 from ..errors import ApiError, validation_error
 from ..extensions import db
@@ -53,6 +58,48 @@ def publish_campaign(campaign: Campaign, actor: str) -> Campaign:
     campaign.draft = False
     audit("campaign.publish", actor, campaign.id, slug=campaign.slug)
     return campaign
+
+
+@dataclass(frozen=True)
+class LockedCampaign:
+    """What the ballot path reads of a campaign whose rules are locked: its row, typed
+    rules and entry codes (entries are fixed once the rules lock). Shared by the threads
+    of a process for HOT_CACHE_SECONDS (service/hotcache.py)."""
+
+    id: int
+    slug: str
+    timezone: str
+    rules: CampaignRules
+    rules_locked_at: datetime
+    codes: Mapping[str, int]
+    # Rules never lock in a draft, so a locked campaign is public: the ballot path reads
+    # ``draft`` from either kind of campaign.
+    draft: bool = False
+
+
+def campaign_for_ballots(slug: str) -> Campaign | LockedCampaign:
+    """The campaign a ballot is cast on: a cached LockedCampaign once the rules are
+    locked (the common case), the ORM row before (the first ballot locks the rules)."""
+    key = ("campaign", slug)
+    cached = hotcache.cache().lookup(key)
+    if cached is not None:
+        return cached
+    campaign = get_campaign(slug)
+    if campaign.rules_locked_at is None:
+        return campaign
+    codes = db.session.execute(
+        select(Entry.code, Entry.id).where(Entry.campaign_id == campaign.id)
+    ).all()
+    locked = LockedCampaign(
+        campaign.id,
+        campaign.slug,
+        campaign.timezone,
+        campaign.rules,
+        campaign.rules_locked_at,
+        MappingProxyType(dict(codes)),
+    )
+    hotcache.cache().put(key, locked)
+    return locked
 
 
 def rules_locked(campaign: Campaign) -> bool:

@@ -86,6 +86,8 @@ def _invisible(ch: str) -> bool:
 
 
 def _refuse_invisible(raw: str) -> None:
+    if raw.isascii() and raw.isprintable():
+        return  # printable ASCII (the common case) has none, and NFKC leaves it as it is
     if any(_invisible(ch) for ch in raw) or any(
         _invisible(ch) for ch in unicodedata.normalize("NFKC", raw)
     ):
