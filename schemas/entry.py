@@ -3,6 +3,11 @@ from marshmallow import Schema, fields, validate
 from .common import CODE_PATTERN, Text
 
 
+# entries.cost is NUMERIC(14, 2): anything from 10^12 (after rounding to cents) overflows
+# PostgreSQL. 100 billion yuan is far above any project a campaign could select.
+MAX_COST = 1e11
+
+
 class EntrySchema(Schema):
     code = Text(required=True, validate=validate.Regexp(CODE_PATTERN))
     title = Text(required=True, validate=validate.Length(min=1, max=300))
@@ -11,7 +16,7 @@ class EntrySchema(Schema):
     area = Text(allow_none=True, load_default=None, validate=validate.Length(max=100))
     grid = Text(allow_none=True, load_default=None, validate=validate.Length(max=100))
     cost = fields.Float(
-        allow_none=True, load_default=None, validate=validate.Range(min=0, max=1e12)
+        allow_none=True, load_default=None, validate=validate.Range(min=0, max=MAX_COST)
     )
 
 
@@ -21,7 +26,7 @@ class EntryPatchSchema(Schema):
     category = Text(allow_none=True, validate=validate.Length(max=100))
     area = Text(allow_none=True, validate=validate.Length(max=100))
     grid = Text(allow_none=True, validate=validate.Length(max=100))
-    cost = fields.Float(allow_none=True, validate=validate.Range(min=0, max=1e12))
+    cost = fields.Float(allow_none=True, validate=validate.Range(min=0, max=MAX_COST))
 
 
 class ImportResultSchema(Schema):

@@ -47,12 +47,14 @@ def test_code_taken_is_409_and_nothing_added(client, make_campaign):
 
 
 def test_invalid_entries_are_422(client, make_campaign):
-    """Missing titles, bad codes and negative costs are 422 with the field named."""
+    """Missing titles, bad codes, negative costs and costs the cost column cannot hold
+    (10^12 overflowed PostgreSQL's NUMERIC(14, 2): a 500) are 422 with the field named."""
     make_campaign(entries=None)
     for bad, field in (
         ({"code": "A01"}, "title"),
         ({"code": "含空 格", "title": "x"}, "code"),
         ({"code": "A1", "title": "x", "cost": -5}, "cost"),
+        ({"code": "A1", "title": "x", "cost": 1e12}, "cost"),
     ):
         r = client.post("/api/v1/campaigns/c1/entries", json=bad, headers=ADMIN)
         assert r.status_code == 422 and field in r.json["error"]["details"]["fields"]
