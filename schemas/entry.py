@@ -2,7 +2,6 @@ from marshmallow import Schema, fields, validate
 
 from .common import CODE_PATTERN, Text
 
-
 # entries.cost is NUMERIC(14, 2): anything from 10^12 (after rounding to cents) overflows
 # PostgreSQL. 100 billion yuan is far above any project a campaign could select.
 MAX_COST = 1e11
