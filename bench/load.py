@@ -5,7 +5,7 @@ and their live scores.
 Rows: a uuid4 id; a 64-hex voter key (random, so unique); dedup slot ``once``; channel
 ``web``; ``cast_at`` = ``accepted_at`` spread over the voting window; a 64-hex content
 digest; a unique receipt ``XXXX-XXXX-XXXX-XXXX`` (base32 of 6 random bytes and a 4-byte
-row counter); a 32-hex nonce. Two to four distinct choices per ballot (three on
+row counter); a 32-hex nonce; the stored Merkle leaf and entry ids, as ingest writes them. Two to four distinct choices per ballot (three on
 average), entries more or less popular. Foreign-key triggers are skipped for the load
 (``session_replication_role = replica``): every row is valid by construction.
 """
@@ -13,12 +13,15 @@ average), entries more or less popular. Foreign-key triggers are skipped for the
 from __future__ import annotations
 
 import base64
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
 from psycopg.types.json import Json
+
+from engine import merkle
 
 CHUNK = 50_000
 N_EXPERTS = 15
@@ -51,11 +54,16 @@ def _chunk(rng, campaign_id, entries, m, start, span, first) -> tuple[str, str, 
         bid = f"{h[0:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
         r = receipts[16 * i : 16 * (i + 1)]
         t = times[i] + "Z"
+        receipt = f"{r[0:4]}-{r[4:8]}-{r[8:12]}-{r[12:16]}"
+        ids = sorted(chosen[i][: k[i]])
+        # bytea in COPY text: \\x and hex digits (the backslash doubled for COPY)
+        leaf = merkle.leaf_hash(receipt.encode()).hex()
+        packed = struct.pack(f">{len(ids)}i", *ids).hex()
         rows.append(
             f"{bid}\t{campaign_id}\t{h[32:96]}\tonce\tweb\t\\N\t{t}\t{t}\t"
-            f"{h[96:160]}\t{r[0:4]}-{r[4:8]}-{r[8:12]}-{r[12:16]}\t{h[160:192]}\t\\N\n"
+            f"{h[96:160]}\t{receipt}\t{h[160:192]}\t\\N\t\\\\x{leaf}\t\\\\x{packed}\n"
         )
-        for entry_id in chosen[i][: k[i]]:
+        for entry_id in ids:
             lines.append(f"{bid}\t{entry_id}\t{campaign_id}\n")
     return "".join(rows), "".join(lines), len(lines)
 
@@ -103,7 +111,8 @@ def load_ballots(
                 )
             with cur.copy(
                 "COPY ballots (id, campaign_id, voter_key, dedup_slot, channel, kiosk_id,"
-                " cast_at, accepted_at, content_digest, receipt, nonce, flagged) FROM STDIN"
+                " cast_at, accepted_at, content_digest, receipt, nonce, flagged, leaf, choice_ids)"
+                " FROM STDIN"
             ) as copy:
                 copy.write(ballots)
             with cur.copy(

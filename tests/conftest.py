@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import struct
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -113,6 +114,7 @@ def _clean(request) -> Iterator[None]:
 
     with app.app_context():
         db.session.remove()
+        check_stored_ballot_columns(allow_null=request.node.get_closest_marker("raw_ballots"))
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
         with db.engine.begin() as conn:
             if is_postgres():
@@ -126,6 +128,32 @@ def _clean(request) -> Iterator[None]:
         app.config["HOT_CACHE_CLOCK"] = None
         app.extensions.pop("votes_hot_cache", None)
         get_redis(app.config["REDIS_URL"]).flushdb()
+
+
+def check_stored_ballot_columns(allow_null) -> None:
+    """After every test: each ballot row the test left has the leaf and choice ids that
+    its receipt and its ballot_choices rows say (the ranking reads these instead of the
+    join), whichever path wrote it. NULL only in tests marked ``raw_ballots``."""
+    from sqlalchemy import select
+
+    from engine import merkle
+    from service.extensions import db
+    from service.models import Ballot, BallotChoice
+
+    chosen: dict[str, list[int]] = {}
+    for ballot_id, entry_id in db.session.execute(
+        select(BallotChoice.ballot_id, BallotChoice.entry_id)
+    ):
+        chosen.setdefault(ballot_id, []).append(entry_id)
+    rows = db.session.execute(select(Ballot.id, Ballot.receipt, Ballot.leaf, Ballot.choice_ids))
+    for ballot_id, receipt, leaf, choice_ids in rows:
+        if leaf is None or choice_ids is None:
+            assert allow_null, f"ballot {ballot_id} was written without leaf or choice_ids"
+            continue
+        assert bytes(leaf) == merkle.leaf_hash(receipt.encode("utf-8")), ballot_id
+        ids = sorted(chosen.get(ballot_id, []))
+        assert bytes(choice_ids) == struct.pack(f">{len(ids)}i", *ids), ballot_id
+    db.session.rollback()
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 from sqlalchemy import func, select
 
+from engine import merkle
+from service.domain.ballots import encode_choice_ids
 from service.extensions import db
 from service.models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Expert, Score
 from service.queues import RANKINGS
@@ -348,6 +350,7 @@ def add_ballots(app, slug: str, ballots: list[list[str]], at: datetime | None = 
         )
         for codes in ballots:
             ballot_id, receipt = str(uuid.uuid4()), receipt_code()
+            # the stored columns as the ingest path writes them (service/domain/ballots.py)
             db.session.add(
                 Ballot(
                     id=ballot_id,
@@ -360,6 +363,8 @@ def add_ballots(app, slug: str, ballots: list[list[str]], at: datetime | None = 
                     content_digest=hashlib.sha256(",".join(codes).encode()).hexdigest(),
                     receipt=receipt,
                     nonce=secrets.token_hex(16),
+                    leaf=merkle.leaf_hash(receipt.encode()),
+                    choice_ids=encode_choice_ids([ids[code] for code in codes]),
                 )
             )
             for code in codes:

@@ -164,6 +164,7 @@ def _lock(app, slug="c1"):
 
     from sqlalchemy import select
 
+    from engine import merkle
     from service.domain.campaigns import lock_rules
     from service.models import Ballot, Campaign
 
@@ -181,6 +182,8 @@ def _lock(app, slug="c1"):
                 content_digest="d" * 64,
                 receipt="R1",
                 nonce="n",
+                leaf=merkle.leaf_hash(b"R1"),
+                choice_ids=b"",  # no choices
             )
         )
         db.session.commit()

@@ -158,6 +158,8 @@ def _bulk_ballots(app, slug: str, n: int) -> None:
 
     from sqlalchemy import insert, select
 
+    from engine import merkle
+    from service.domain.ballots import encode_choice_ids
     from service.extensions import db
     from service.models import Ballot, BallotChoice, Campaign, Entry
 
@@ -171,6 +173,8 @@ def _bulk_ballots(app, slug: str, n: int) -> None:
             for i in range(start, min(n, start + 10000)):
                 bid = str(uuid.UUID(int=i + 1, version=4))
                 h = hashlib.sha256(str(i).encode()).hexdigest()
+                receipt = f"{h[:4]}-{h[4:8]}-{h[8:12]}-{h[12:16]}".upper()
+                entry_id = entries[i % len(entries)]
                 ballots.append(
                     {
                         "id": bid,
@@ -182,13 +186,15 @@ def _bulk_ballots(app, slug: str, n: int) -> None:
                         "accepted_at": at,
                         "content_digest": h,
                         "nonce": h[:32],
-                        "receipt": f"{h[:4]}-{h[4:8]}-{h[8:12]}-{h[12:16]}".upper(),
+                        "receipt": receipt,
+                        "leaf": merkle.leaf_hash(receipt.encode()),
+                        "choice_ids": encode_choice_ids([entry_id]),
                     }
                 )
                 choices.append(
                     {
                         "ballot_id": bid,
-                        "entry_id": entries[i % len(entries)],
+                        "entry_id": entry_id,
                         "campaign_id": campaign.id,
                     }
                 )

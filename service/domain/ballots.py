@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import secrets
+import struct
 import typing
 import uuid
 from contextlib import nullcontext
@@ -24,6 +25,8 @@ from flask import current_app
 from sqlalchemy import ARRAY, Integer, Table, bindparam, case, cast, func, insert, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+
+from engine import merkle
 
 from ..clock import now
 from ..errors import ApiError
@@ -283,6 +286,7 @@ def _prepare(
     if voting.limit == "daily":
         slot = effective.astimezone(ZoneInfo(campaign.timezone)).date().isoformat()
     nonce = secrets.token_hex(16)
+    receipt = make_receipt(ballot_id, campaign.slug, chosen, nonce)
     row = {
         "id": ballot_id,
         "campaign_id": campaign.id,
@@ -293,13 +297,21 @@ def _prepare(
         "cast_at": effective,
         "accepted_at": arrived,
         "content_digest": digest,
-        "receipt": make_receipt(ballot_id, campaign.slug, chosen, nonce),
+        "receipt": receipt,
         "nonce": nonce,
+        # For the ranking run: the Merkle leaf and the choices, without a join.
+        "leaf": merkle.leaf_hash(receipt.encode("utf-8")),
+        "choice_ids": encode_choice_ids([codes[c] for c in chosen]),
         "flagged": None,
     }
     if arrived - effective > timedelta(seconds=current_app.config["LATE_UPLOAD_SECONDS"]):
         add_flag(row, "late_upload")
     return digest, _Prepared(row, chosen, digest, slot)
+
+
+def encode_choice_ids(ids: list[int]) -> bytes:
+    """``ballots.choice_ids``: the entry ids ascending, as big-endian int32."""
+    return struct.pack(f">{len(ids)}i", *sorted(ids))
 
 
 def _kiosk_since(kiosk_id: int | None, cast_at: datetime | None) -> datetime | None:

@@ -161,6 +161,9 @@ class Ballots:
     approvals: Approvals  # in canonical (receipt byte) order
     receipts: np.ndarray  # dtype S: UTF-8 receipts of counted ballots, sorted
     excluded: int
+    # dtype V32: the stored Merkle leaf hashes in the same order (ballots.leaf), when
+    # the ballots were read from their stored columns; None: hash the receipts.
+    leaves: np.ndarray | None = None
 
 
 def _snapshot() -> None:
@@ -176,17 +179,21 @@ def _snapshot() -> None:
 def load_ballots(campaign_id: int, entry_ids: list[int]) -> Ballots:
     """Counted ballots as CSR approvals over entry positions, and their receipts.
 
-    The rows are one ``(receipt, entry id)`` pair per choice of a counted ballot, in
-    whatever order the database finds cheapest (no ORDER BY: sorting three million rows
-    is the server's most expensive step and NumPy does it faster). On PostgreSQL with
-    psycopg they come as one binary ``COPY … TO STDOUT`` on the session's own connection
-    (same REPEATABLE READ snapshot), parsed with NumPy as fixed-width records, and the
-    excluded ballots are counted by a second small statement in that snapshot; elsewhere
-    (SQLite) one streamed statement is fetched ``FETCH_ROWS`` at a time. Either way the
-    rows are turned into NumPy arrays a batch at a time (consecutive rows of one receipt
-    kept as one run) and put in canonical order: ballots by receipt bytes, each ballot's
-    choices by entry id. A million ballots of three choices stay under ~150 MB.
+    On PostgreSQL with psycopg, one binary ``COPY … TO STDOUT`` on the session's own
+    connection (same REPEATABLE READ snapshot) reads one row per counted ballot from
+    ``ballots`` alone: its receipt, its stored Merkle leaf and its stored entry ids
+    (written at ingest, ``_copy_stored``), and a second small statement in that
+    snapshot counts the excluded ballots. Where that does not apply (a row written
+    without the stored columns, receipts of mixed widths) the rows are one ``(receipt,
+    entry id)`` pair per choice, joined from ``ballot_choices``: by binary COPY
+    (``_copy_rows``) or, elsewhere (SQLite), one streamed statement fetched
+    ``FETCH_ROWS`` at a time. No ORDER BY (the server's most expensive step; NumPy sorts
+    faster): every path puts the ballots in canonical order, by receipt bytes, each
+    ballot's choices by entry id. A million ballots of three choices stay under ~200 MB.
     """
+    stored = _copy_stored(campaign_id, entry_ids)
+    if stored is not None:
+        return stored
     runs = _Runs()
     excluded = _copy_rows(campaign_id, runs)
     if excluded is None:  # not PostgreSQL + psycopg, or receipts of mixed widths
@@ -212,19 +219,57 @@ def _has_choice():
     return select(BallotChoice.ballot_id).where(_choice_of_ballot()).exists()
 
 
+def _raw_connection():
+    """The psycopg connection under the session (same transaction, so same snapshot),
+    or None where the COPY paths do not apply."""
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        return None
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a live connection of the session
+    return raw if raw.info.encoding == "utf-8" else None
+
+
+def _excluded_count(campaign_id: int) -> int:
+    excluded = _excluded_ids(campaign_id).where(Exclusion.ballot_id == Ballot.id).exists()
+    return db.session.execute(
+        select(func.count())
+        .select_from(Ballot)
+        .where(Ballot.campaign_id == campaign_id, excluded, _has_choice())
+    ).scalar_one()
+
+
+def _copy_stored(campaign_id: int, entry_ids: list[int]) -> Ballots | None:
+    """PostgreSQL: the counted ballots from their stored columns, one row each, no join.
+
+    None when this does not apply: another database or driver, or a counted ballot
+    whose ``leaf`` or ``choice_ids`` is NULL or malformed (the parse gives up; the
+    caller reads the joined rows instead, which give the same ballots).
+    """
+    raw = _raw_connection()
+    if raw is None:
+        return None
+    excluded = _excluded_ids(campaign_id).where(Exclusion.ballot_id == Ballot.id).exists()
+    rows = select(Ballot.receipt, Ballot.leaf, Ballot.choice_ids).where(
+        Ballot.campaign_id == campaign_id, ~excluded
+    )
+    dialect = db.session.connection().dialect
+    query = rows.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    stored = _Stored()
+    with ballot_copy.copy_out(raw, f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as blocks:
+        if not ballot_copy.parse_stored(blocks, stored.add, FETCH_ROWS):
+            return None
+    return stored.ballots(entry_ids, _excluded_count(campaign_id))
+
+
 def _copy_rows(campaign_id: int, runs: _Runs) -> int | None:
     """PostgreSQL: the counted rows by binary COPY into ``runs``; the excluded count.
 
     None when the fast path does not apply (another database or driver, a client
     encoding other than UTF-8, receipts of different lengths): the caller then streams.
     """
-    conn = db.session.connection()
-    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
-        return None
-    # The DBAPI connection under the session: the same transaction, so the same snapshot.
-    raw = conn.connection.driver_connection
-    assert raw is not None  # a live connection of the session
-    if raw.info.encoding != "utf-8":
+    raw = _raw_connection()
+    if raw is None:
         return None
     excluded = _excluded_ids(campaign_id).where(Exclusion.ballot_id == Ballot.id).exists()
     rows = (
@@ -232,15 +277,12 @@ def _copy_rows(campaign_id: int, runs: _Runs) -> int | None:
         .join(BallotChoice, _choice_of_ballot())
         .where(Ballot.campaign_id == campaign_id, ~excluded)
     )
-    query = rows.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    dialect = db.session.connection().dialect
+    query = rows.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     with ballot_copy.copy_out(raw, f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as blocks:
         if not ballot_copy.parse_copy(blocks, runs.add, FETCH_ROWS):
             return None
-    return conn.execute(
-        select(func.count())
-        .select_from(Ballot)
-        .where(Ballot.campaign_id == campaign_id, excluded, _has_choice())
-    ).scalar_one()
+    return _excluded_count(campaign_id)
 
 
 def _stream_rows(campaign_id: int, runs: _Runs) -> int:
@@ -345,6 +387,55 @@ class _Runs:
         return Ballots(Approvals(indptr=indptr, indices=indices), receipts, excluded)
 
 
+class _Stored:
+    """Counted ballots read from their stored columns: one receipt, leaf and choice
+    count per ballot, the choices' entry ids (ascending per ballot) in row order."""
+
+    def __init__(self) -> None:
+        self.receipts: list[np.ndarray] = []
+        self.leaves: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.entries: list[np.ndarray] = []
+
+    def add(
+        self, receipts: np.ndarray, leaves: np.ndarray, counts: np.ndarray, entries: np.ndarray
+    ) -> None:
+        self.receipts.append(receipts)
+        self.leaves.append(leaves)
+        self.counts.append(counts)
+        self.entries.append(entries)
+
+    def ballots(self, entry_ids: list[int], excluded: int) -> Ballots | None:
+        """Canonical order: ballots by receipt bytes (choices are stored in entry id
+        order). None if a receipt repeats (never, by the unique constraint)."""
+        if not self.receipts:
+            empty = Approvals(indptr=np.zeros(1, dtype=np.int64), indices=np.zeros(0, np.int32))
+            return Ballots(empty, np.zeros(0, dtype="S1"), excluded, np.zeros(0, dtype="V32"))
+        receipts = np.concatenate(self.receipts)
+        counts = np.concatenate(self.counts)
+        order = np.argsort(receipts, kind="stable")
+        receipts = receipts[order]
+        if len(receipts) > 1 and (receipts[1:] == receipts[:-1]).any():
+            return None
+        leaves = np.concatenate(self.leaves)[order]
+        entries = np.concatenate(self.entries)
+        self.receipts, self.leaves, self.counts, self.entries = [], [], [], []
+        starts = np.zeros(len(counts), dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        counts = counts[order]
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        # Row k of the sorted ballots: its choices were at starts[order[k]]...
+        gather = np.repeat(starts[order] - indptr[:-1], counts)
+        gather += np.arange(len(gather), dtype=np.int64)
+        del starts, order
+        to_position = _position_map(entry_ids)
+        indices = np.empty(len(gather), dtype=np.int32)
+        for lo in range(0, len(gather), REORDER_BLOCK):
+            indices[lo : lo + REORDER_BLOCK] = to_position(entries[gather[lo : lo + REORDER_BLOCK]])
+        return Ballots(Approvals(indptr=indptr, indices=indices), receipts, excluded, leaves)
+
+
 def _position_map(entry_ids: list[int]):
     """Entry id -> position (entries in code order), as a vectorised function.
 
@@ -395,14 +486,18 @@ def _approvals_sha256(approvals: Approvals) -> str:
     return h.hexdigest()
 
 
-def _store_tree(run_id: str, receipts: np.ndarray) -> str:
-    """Insert the run's Merkle chunks; return the ballots root (hex)."""
+def _store_tree(run_id: str, receipts: np.ndarray, leaves: np.ndarray | None = None) -> str:
+    """Insert the run's Merkle chunks; return the ballots root (hex). ``leaves``: the
+    receipts' leaf hashes in the same order when stored at ingest, else computed here."""
     db.session.execute(delete(MerkleChunk).where(MerkleChunk.run_id == run_id))
     chunk_roots: list[bytes] = []
     pending: list[dict[str, Any]] = []
     for index, start in enumerate(range(0, len(receipts), merkle.CHUNK)):
         items = receipts[start : start + merkle.CHUNK].tolist()
-        node = merkle.root(merkle.leaf_hashes(items))
+        if leaves is None:
+            node = merkle.root(merkle.leaf_hashes(items))
+        else:
+            node = merkle.root(leaves[start : start + merkle.CHUNK].tolist())
         chunk_roots.append(node)
         pending.append(
             {
@@ -456,7 +551,7 @@ def compute(run: RankingRun) -> dict[str, Any]:
     reviews = load_reviews(campaign.id, positions)
     ballots = load_ballots(campaign.id, [e.id for e in entry_rows])
 
-    ballots_root = _store_tree(run.id, ballots.receipts)
+    ballots_root = _store_tree(run.id, ballots.receipts, ballots.leaves)
     roll_turnout = turnout(campaign)  # roll campaigns only; same snapshot
     frozen = {
         "campaign": campaign.slug,

@@ -124,3 +124,94 @@ def parse_copy(
         if not block:
             break
     return bytes(buf) == _PGCOPY_TRAILER
+
+
+_HEADER_FIXED = len(_PGCOPY_SIGNATURE) + 8  # signature, flags, header extension length
+
+
+def parse_stored(
+    blocks: Iterator[bytes],
+    add: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None],
+    batch_rows: int,
+) -> bool:
+    """Binary COPY of ``(receipt text, leaf bytea(32), choice_ids bytea)`` rows, one per
+    ballot, passed to ``add(receipts, leaves, counts, entry_ids)`` in batches.
+
+    PostgreSQL sends one CopyData message per row (the file header rides on the first,
+    the trailer comes alone), and a row's length fixes its number of choices, so rows
+    are grouped by length and each group is viewed as a NumPy structured array. Every
+    record's field count and lengths are checked; anything else (a NULL, a receipt of
+    another length, a malformed row) makes the parse give up (False) rather than misread.
+    Ballots without choices are dropped, as the joined rows have none of them.
+    """
+    groups: dict[int, bytearray] = {}
+    width = 0
+    first = True
+    ended = False
+
+    def flush(length: int) -> bool:
+        buf = groups.pop(length)
+        k, rest = divmod(length - 46 - width, 4)
+        if rest or k < 0:
+            return False
+        # The leaf is V32, not S32: an S scalar drops trailing zero bytes.
+        record = np.dtype(
+            [
+                ("n", ">i2"),
+                ("rl", ">i4"),
+                ("r", f"S{width}"),
+                ("ll", ">i4"),
+                ("l", "V32"),
+                ("cl", ">i4"),
+                ("c", ">i4", (k,)),
+            ]
+        )
+        rows = np.frombuffer(buf, dtype=record)
+        if not (
+            (rows["n"] == 3).all()
+            and (rows["rl"] == width).all()
+            and (rows["ll"] == 32).all()
+            and (rows["cl"] == 4 * k).all()
+        ):
+            return False
+        if k:
+            count = len(rows)
+            add(
+                rows["r"].copy(),
+                rows["l"].copy(),
+                np.full(count, k, dtype=np.int64),
+                rows["c"].astype(np.int64).reshape(-1),
+            )
+        return True
+
+    for data in blocks:
+        if ended:
+            return False  # data after the trailer
+        length = len(data)
+        if first:
+            first = False
+            head = bytes(data)
+            if length < _HEADER_FIXED + 2 or not head.startswith(_PGCOPY_SIGNATURE):
+                return False
+            head = head[_HEADER_FIXED + int.from_bytes(head[15:19], "big") :]
+            if head == _PGCOPY_TRAILER:  # no rows at all
+                ended = True
+                continue
+            if len(head) < 6:
+                return False
+            width = int.from_bytes(head[2:6], "big", signed=True)
+            if width <= 0:
+                return False
+            data, length = head, len(head)
+        elif length == 2 and data == _PGCOPY_TRAILER:
+            ended = True
+            continue
+        buf = groups.get(length)
+        if buf is None:
+            buf = groups[length] = bytearray()
+        buf += data
+        if len(buf) >= batch_rows * length and not flush(length):
+            return False
+    if not ended:
+        return False
+    return all(flush(length) for length in list(groups))

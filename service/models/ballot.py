@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import Model
@@ -67,6 +76,13 @@ class Ballot(Model):
     # address itself; service/domain/web_flags.py).
     client_hash: Mapped[str | None] = mapped_column(String(64))
     subnet_hash: Mapped[str | None] = mapped_column(String(64))
+    # Written at ingest with the row, for the ranking run (service/domain/rankings.py),
+    # which then reads one row per ballot and joins nothing: ``leaf`` is the ballot's
+    # Merkle leaf hash, SHA-256(0x00 ‖ receipt) (engine/merkle.py); ``choice_ids`` the
+    # ids of its ballot_choices rows, ascending, as big-endian int32 (4 bytes each).
+    # NULL only for a row written by another path; a run then reads the joined rows.
+    leaf: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    choice_ids: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     choices: Mapped[list[BallotChoice]] = relationship(
         back_populates="ballot", cascade="all, delete-orphan"
