@@ -13,7 +13,6 @@ average), entries more or less popular. Foreign-key triggers are skipped for the
 from __future__ import annotations
 
 import base64
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -22,6 +21,7 @@ import psycopg
 from psycopg.types.json import Json
 
 from engine import merkle
+from service.domain.ballots import encode_choice_ids
 
 CHUNK = 50_000
 N_EXPERTS = 15
@@ -58,7 +58,7 @@ def _chunk(rng, campaign_id, entries, m, start, span, first) -> tuple[str, str, 
         ids = sorted(chosen[i][: k[i]])
         # bytea in COPY text: \\x and hex digits (the backslash doubled for COPY)
         leaf = merkle.leaf_hash(receipt.encode()).hex()
-        packed = struct.pack(f">{len(ids)}i", *ids).hex()
+        packed = encode_choice_ids(ids).hex()
         rows.append(
             f"{bid}\t{campaign_id}\t{h[32:96]}\tonce\tweb\t\\N\t{t}\t{t}\t"
             f"{h[96:160]}\t{receipt}\t{h[160:192]}\t\\N\t\\\\x{leaf}\t\\\\x{packed}\n"

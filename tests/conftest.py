@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import struct
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -137,6 +136,7 @@ def check_stored_ballot_columns(allow_null) -> None:
     from sqlalchemy import select
 
     from engine import merkle
+    from service.domain.ballots import encode_choice_ids
     from service.extensions import db
     from service.models import Ballot, BallotChoice
 
@@ -151,8 +151,7 @@ def check_stored_ballot_columns(allow_null) -> None:
             assert allow_null, f"ballot {ballot_id} was written without leaf or choice_ids"
             continue
         assert bytes(leaf) == merkle.leaf_hash(receipt.encode("utf-8")), ballot_id
-        ids = sorted(chosen.get(ballot_id, []))
-        assert bytes(choice_ids) == struct.pack(f">{len(ids)}i", *ids), ballot_id
+        assert bytes(choice_ids) == encode_choice_ids(chosen.get(ballot_id, [])), ballot_id
     db.session.rollback()
 
 

@@ -151,6 +151,8 @@ def parse_stored(
 
     def flush(length: int) -> bool:
         buf = groups.pop(length)
+        # field count 2 + three length words 12 + leaf 32 = 46 bytes, plus the receipt
+        # and 4 bytes per choice
         k, rest = divmod(length - 46 - width, 4)
         if rest or k < 0:
             return False
