@@ -20,12 +20,16 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     checks: dict[str, str] = {}
-    try:
-        db.session.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means not ready
-        db.session.rollback()
-        checks["database"] = f"down: {type(exc).__name__}"
+    # Twice at most: a pooled connection that died with a PostgreSQL restart fails once
+    # (and the pool is invalidated), and this worker is ready if a fresh one works.
+    for _ in range(2):
+        try:
+            db.session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            break
+        except Exception as exc:  # any failure means not ready
+            db.session.rollback()
+            checks["database"] = f"down: {type(exc).__name__}"
     try:
         get_redis(current_app.config["REDIS_URL"]).ping()
         checks["redis"] = "ok"
