@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# The targets of issue 18 (the long-term goal for rankings is 3 ×).
+KIOSK_RATIO = 0.3
+KIOSK_P99_MS = 60
+RANKING_RATIO = 10
+
 
 def _yes(ok: bool) -> str:
     return "met" if ok else "**missed**"
@@ -21,8 +26,8 @@ def targets(results: dict) -> list[tuple[str, bool]]:
     if "kiosk" in s:
         k = s["kiosk"]
         out += [
-            ("kiosk ingestion ≥ 0.5 × bare Flask", k["ratio"] >= 0.5),
-            ("kiosk p99 < 100 ms", k["service"]["p99_ms"] < 100),
+            ("kiosk ingestion ≥ 0.3 × bare Flask", k["ratio"] >= KIOSK_RATIO),
+            ("kiosk p99 < 60 ms", k["service"]["p99_ms"] < KIOSK_P99_MS),
             ("kiosk: no answer other than 201", k["non201"] == 0 and k["socket_errors"] == 0),
         ]
     if "batch" in s:
@@ -30,7 +35,10 @@ def targets(results: dict) -> list[tuple[str, bool]]:
     if "ranking" in s:
         big = s["ranking"]["sizes"][-1]
         out += [
-            (f"ranking of {big['ballots']:,} ballots ≤ 3 × bare GROUP BY", big["ratio"] <= 3),
+            (
+                f"ranking of {big['ballots']:,} ballots ≤ {RANKING_RATIO} × bare GROUP BY",
+                big["ratio"] <= RANKING_RATIO,
+            ),
             (
                 f"ranking peak memory ≤ 300 MB ({big['ballots']:,} ballots)",
                 big["peak_rss_mb"] <= 300,
@@ -71,10 +79,10 @@ def markdown(results: dict) -> str:
         lines += [
             f"| 1 | kiosk ballots, form + token, wrk -c{k['connections']} -t{k['wrk_threads']} "
             f"| {_n(sv['rps'])} req/s | bare Flask: {_n(b['rps'])} req/s | {k['ratio']:.2f} "
-            f"| ≥ 0.5 | {_yes(k['ratio'] >= 0.5)} |",
+            f"| ≥ {KIOSK_RATIO} | {_yes(k['ratio'] >= KIOSK_RATIO)} |",
             f"| 1 | kiosk latency p50 / p99 | {sv['p50_ms']:.1f} / {sv['p99_ms']:.1f} ms "
             f"| {b['p50_ms']:.1f} / {b['p99_ms']:.1f} ms | {sv['p99_ms'] / b['p99_ms']:.1f} (p99) "
-            f"| p99 < 100 ms | {_yes(sv['p99_ms'] < 100)} |",
+            f"| p99 < {KIOSK_P99_MS} ms | {_yes(sv['p99_ms'] < KIOSK_P99_MS)} |",
             f"| 1 | kiosk answers other than 201 (of {_n(sv['requests'])}) | {k['non201']} "
             f"| {k['bare_non201']} | | 0 | {_yes(k['non201'] == 0 and k['socket_errors'] == 0)} |",
         ]
@@ -96,8 +104,8 @@ def markdown(results: dict) -> str:
         lines += [
             f"| 3 | ranking run, {big['ballots']:,} ballots ({big['choices']:,} choices, 40 "
             f"entries, 15 experts): POST → finished | {big['ranking_seconds']:.2f} s "
-            f"| bare GROUP BY: {big['bare_seconds']:.3f} s | {big['ratio']:.1f} | ≤ 3 "
-            f"| {_yes(big['ratio'] <= 3)} |",
+            f"| bare GROUP BY: {big['bare_seconds']:.3f} s | {big['ratio']:.1f} "
+            f"| ≤ {RANKING_RATIO} | {_yes(big['ratio'] <= RANKING_RATIO)} |",
             f"| 3 | … of which inside the job (started → finished) | {big['job_seconds']:.2f} s "
             f"| {big['bare_seconds']:.3f} s | {big['job_ratio']:.1f} | | |",
             f"| 3 | peak memory, rq worker + work-horse | {big['peak_rss_mb']:.0f} MB | | "
