@@ -30,7 +30,7 @@ from engine import Approvals, Criterion, Entry, Method, Review, merkle, rank
 from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
-from ..infra import ballot_copy
+from ..infra import ballot_copy, tree_hash
 from ..models import (
     Ballot,
     BallotChoice,
@@ -350,7 +350,7 @@ class _Runs:
         entries = np.concatenate(self.entries)
         self.receipts, self.lengths, self.entries = [], [], []
 
-        order = np.argsort(receipts, kind="stable")
+        order = argsort_bytes(receipts)
         receipts = receipts[order]
         first = np.empty(len(receipts), dtype=bool)
         first[0] = True
@@ -413,7 +413,7 @@ class _Stored:
             return Ballots(empty, np.zeros(0, dtype="S1"), excluded, np.zeros(0, dtype="V32"))
         receipts = np.concatenate(self.receipts)
         counts = np.concatenate(self.counts)
-        order = np.argsort(receipts, kind="stable")
+        order = argsort_bytes(receipts)
         receipts = receipts[order]
         if len(receipts) > 1 and (receipts[1:] == receipts[:-1]).any():
             return None
@@ -434,6 +434,34 @@ class _Stored:
         for lo in range(0, len(gather), REORDER_BLOCK):
             indices[lo : lo + REORDER_BLOCK] = to_position(entries[gather[lo : lo + REORDER_BLOCK]])
         return Ballots(Approvals(indptr=indptr, indices=indices), receipts, excluded, leaves)
+
+
+def argsort_bytes(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` for an ``S`` array (byte order), faster.
+
+    NumPy compares ``S`` items as strings; its sort of fixed-width unsigned integers is
+    several times quicker. So the items are sorted by their first 8 bytes read as a
+    big-endian integer (the same order), and only runs of equal prefixes (a handful
+    among a million random receipts) are sorted again by their whole bytes.
+    """
+    n, width = len(values), values.dtype.itemsize
+    if n < 2 or width <= 8:
+        return np.argsort(values, kind="stable")
+    head = np.ascontiguousarray(values).view(np.uint8).reshape(n, width)[:, :8]
+    prefix = np.ascontiguousarray(head).view(">u8").reshape(n)
+    order = np.argsort(prefix, kind="stable")
+    ranked = prefix[order]
+    tied = np.flatnonzero(ranked[1:] == ranked[:-1])
+    if len(tied) > n // 16:  # values sharing long prefixes: the plain sort is better
+        return np.argsort(values, kind="stable")
+    if len(tied):
+        # runs of equal prefixes: [start, stop) in sorted position
+        begins = tied[np.r_[True, tied[1:] != tied[:-1] + 1]]
+        ends = tied[np.r_[tied[1:] != tied[:-1] + 1, True]] + 2
+        for lo, hi in zip(begins.tolist(), ends.tolist(), strict=True):
+            run = order[lo:hi]
+            order[lo:hi] = run[np.argsort(values[run], kind="stable")]
+    return order
 
 
 def _position_map(entry_ids: list[int]):
@@ -486,27 +514,40 @@ def _approvals_sha256(approvals: Approvals) -> str:
     return h.hexdigest()
 
 
+def _chunk_text(block: np.ndarray) -> str:
+    """The newline-separated receipts of a chunk (``MerkleChunk.receipts``).
+
+    ``block`` is an ``S`` array; when every receipt fills its width (a receipt code
+    always does, and holds no NUL byte) the text is built as one byte matrix instead of
+    a Python bytes object per receipt; otherwise receipt by receipt.
+    """
+    width = block.dtype.itemsize
+    grid = np.empty((len(block), width + 1), dtype=np.uint8)
+    grid[:, :width] = block.view(np.uint8).reshape(len(block), width)
+    if not grid[:, width - 1].all():  # a shorter receipt, padded with NUL bytes
+        return b"\n".join(block.tolist()).decode("utf-8")
+    grid[:, width] = ord("\n")
+    return grid.tobytes()[:-1].decode("utf-8")
+
+
 def _store_tree(run_id: str, receipts: np.ndarray, leaves: np.ndarray | None = None) -> str:
     """Insert the run's Merkle chunks; return the ballots root (hex). ``leaves``: the
     receipts' leaf hashes in the same order when stored at ingest, else computed here."""
     db.session.execute(delete(MerkleChunk).where(MerkleChunk.run_id == run_id))
-    chunk_roots: list[bytes] = []
+    if leaves is None:
+        leaves = np.frombuffer(b"".join(merkle.leaf_hashes(receipts.tolist())), dtype="V32")
+    chunk_roots = tree_hash.chunk_roots(leaves, merkle.CHUNK)
     pending: list[dict[str, Any]] = []
     for index, start in enumerate(range(0, len(receipts), merkle.CHUNK)):
-        items = receipts[start : start + merkle.CHUNK].tolist()
-        if leaves is None:
-            node = merkle.root(merkle.leaf_hashes(items))
-        else:
-            node = merkle.root(leaves[start : start + merkle.CHUNK].tolist())
-        chunk_roots.append(node)
+        block = receipts[start : start + merkle.CHUNK]
         pending.append(
             {
                 "run_id": run_id,
                 "chunk_index": index,
-                "first_receipt": items[0].decode("utf-8"),
-                "size": len(items),
-                "receipts": b"\n".join(items).decode("utf-8"),
-                "root": node.hex(),
+                "first_receipt": block[0].decode("utf-8"),
+                "size": len(block),
+                "receipts": _chunk_text(block),
+                "root": chunk_roots[index].hex(),
             }
         )
         if len(pending) >= CHUNK_INSERT:
