@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flask import Flask, request, session
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -21,13 +21,7 @@ from .health import bp as health_bp
 from .redis_conn import embedded_url
 from .translations import compile_catalogs
 from .web import bp as web_bp
-
-
-def select_locale() -> str:
-    lang = request.args.get("lang") or session.get("lang")
-    if lang in ("en", "zh"):
-        session["lang"] = lang
-    return "en" if session.get("lang") == "en" else "zh_Hans_CN"
+from .web.render import select_locale
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -14,6 +14,7 @@ from .. import http_cache
 from ..auth import is_admin
 from ..domain import publications as domain
 from ..domain.campaigns import get_campaign, visible_campaign
+from ..extensions import limiter
 
 blp = Blueprint(
     "results",
@@ -42,6 +43,10 @@ def _key(kind: str, head) -> str:
 
 @blp.route("/<slug>/results")
 class Results(MethodView):
+    # Served from http_cache (a hit costs no query and no rendering): no rate limit, and
+    # not the limiter's per-request work either. Query parameters are ignored.
+    decorators = [limiter.exempt]
+
     @blp.doc(
         responses={
             200: {
@@ -76,6 +81,8 @@ class Results(MethodView):
 
 @blp.route("/<slug>/results.csv")
 class ResultsCsv(MethodView):
+    decorators = [limiter.exempt]
+
     @blp.doc(
         responses={
             200: {

@@ -1,4 +1,4 @@
-from flask import render_template
+from flask import render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -53,6 +53,17 @@ def error_page(status: int, code: str, message: str, headers=None):
         message=in_voters_language(message),
     )
     return response, status, headers or {}
+
+
+def select_locale() -> str:
+    """Flask-Babel's locale selector, asked once per request (Flask-Babel keeps the
+    answer): ``?lang=en|zh`` switches and is remembered in the session, written only
+    when it changes (rewriting it marked the session modified, and so re-signed and
+    re-sent the cookie, on every page)."""
+    lang = request.args.get("lang")
+    if lang in ("en", "zh") and session.get("lang") != lang:
+        session["lang"] = lang
+    return "en" if session.get("lang") == "en" else "zh_Hans_CN"
 
 
 def is_english() -> bool:
