@@ -300,3 +300,51 @@ def test_a_page_first_rendered_for_a_tracking_link_has_clean_links(client, v1):
     assert 'href="/results/c1?size=large"' in r.text
     assert 'href="/results/c1?lang=en"' in r.text
     assert client.get(PAGE).data == r.data
+
+
+# --- the bench report -----------------------------------------------------------------------
+
+
+def test_bench_report_has_a_json_results_row_with_its_targets():
+    """bench/results_page.py measures the JSON results too (``out["json"]``); the report
+    prints its row and judges it by the page's targets."""
+    from bench.report import markdown, targets
+
+    wrk = {"rps": 1500.0, "p50_ms": 5.0, "p90_ms": 9.0, "p99_ms": 20.0, "requests": 45000}
+    section = {
+        "connections": 16,
+        "wrk_threads": 2,
+        "service": wrk,
+        "bare": {**wrk, "rps": 3000.0},
+        "ratio": 0.5,
+        "non201": 0,
+        "bare_non201": 0,
+        "entries": 90,
+        "path": "/results/results-90",
+        "json": {
+            "path": "/api/v1/campaigns/results-90/results",
+            "rps": 900.0,
+            "p50_ms": 6.0,
+            "p99_ms": 60.0,
+            "requests": 27000,
+            "non200": 0,
+            "bare_rps": 3000.0,
+            "ratio": 0.3,
+        },
+    }
+    results = {
+        "machine": dict.fromkeys(
+            ("date", "commit", "cores", "cpu", "memory", "python", "postgres", "web_concurrency"),
+            "x",
+        ),
+        "settings": {"rounds": 3},
+        "elapsed_s": 1.0,
+        "sections": {"results": section},
+    }
+    met = dict(targets(results))
+    assert met["results page ≥ 1,000 req/s"] and met["results page p99 < 50 ms"]
+    assert not met["results JSON ≥ 1,000 req/s"] and not met["results JSON p99 < 50 ms"]
+    assert met["results JSON: no answer other than 200"]
+    text = markdown(results)
+    row = next(line for line in text.splitlines() if "JSON results, same campaign" in line)
+    assert "900 req/s" in row and "p99 60.0 ms" in row and row.endswith("| **missed** |")
