@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from flask import Flask
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -24,9 +25,21 @@ from .web import bp as web_bp
 from .web.render import select_locale
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer (an itsdangerous
+    serializer, about a tenth of a cached results page's time) for a request that
+    carries no session cookie, as most readers of the public pages do."""
+
+    def open_session(self, app, request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config()
     app = Flask(__name__, instance_path=str(instance_dir()))
+    app.session_interface = SessionInterface()
     app.config.from_object(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
     if app.config["PROXY_HOPS"]:

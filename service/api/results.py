@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -41,12 +41,19 @@ def _key(kind: str, head) -> str:
     )
 
 
+# Served from http_cache (a hit costs no query and no rendering): no rate limit, and not
+# the limiter's per-request work either (``limiter.exempt`` still resolved the limits on
+# every request). Query parameters are ignored.
+_NOT_LIMITED = frozenset({"results.Results", "results.ResultsCsv"})
+
+
+@limiter.request_filter
+def _not_limited() -> bool:
+    return request.endpoint in _NOT_LIMITED
+
+
 @blp.route("/<slug>/results")
 class Results(MethodView):
-    # Served from http_cache (a hit costs no query and no rendering): no rate limit, and
-    # not the limiter's per-request work either. Query parameters are ignored.
-    decorators = [limiter.exempt]
-
     @blp.doc(
         responses={
             200: {
@@ -81,8 +88,6 @@ class Results(MethodView):
 
 @blp.route("/<slug>/results.csv")
 class ResultsCsv(MethodView):
-    decorators = [limiter.exempt]
-
     @blp.doc(
         responses={
             200: {

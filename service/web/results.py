@@ -648,8 +648,14 @@ def _uncached(slug: str):
     return response
 
 
+@limiter.request_filter
+def _not_limited() -> bool:
+    """The results page has no rate limit: Flask-Limiter skips its per-request work
+    (``limiter.exempt`` alone still resolved the limits on every request)."""
+    return request.endpoint == "web.results_page"
+
+
 @bp.get("/results/<slug>")
-@limiter.exempt
 def results_page(slug: str):
     """The latest publication (or the live provisional run) of a campaign, in words.
 
