@@ -134,6 +134,14 @@ def markdown(results: dict) -> str:
                 f"| 6 | JSON answers other than 200 (of {_n(js['requests'])}) | {js['non200']} "
                 f"| | | 0 | {_yes(js['non200'] == 0)} |",
             ]
+        gz = x.get("page_gzip")
+        if gz:
+            lines.append(
+                f"| 6 | the page with Accept-Encoding: gzip, as browsers ask "
+                f"({_n(x['page_bytes'])} bytes, {_n(x['page_gzip_bytes'])} gzipped) "
+                f"| {_n(gz['rps'])} req/s, p50 {gz['p50_ms']:.1f} ms, p99 {gz['p99_ms']:.1f} ms "
+                f"| | | (no target) | |"
+            )
     if "mes" in s:
         for key, x in s["mes"].items():
             if "speedup" not in x:

@@ -6,12 +6,16 @@ published through the API by a real ``votes worker``; then wrk (-t2 -c16) GETs
 gunicorn config, and then the JSON results (``/api/v1/campaigns/<slug>/results``) the
 same way (``out["json"]``). Every answer other than 200 is counted. Plain GETs without
 ``If-None-Match`` or ``Accept-Encoding``: each answer is the whole uncompressed body
-(served from the cache after the first render per worker), not a 304.
+(served from the cache after the first render per worker), not a 304. Then the page
+once more with ``Accept-Encoding: gzip``, as browsers send it (``out["page_gzip"]``),
+and the sizes of both bodies.
 """
 
 from __future__ import annotations
 
+import os
 import time
+import urllib.request
 from datetime import datetime
 
 import psycopg
@@ -90,10 +94,22 @@ def _measure(stack: Stack, path: str, what: str, rounds: int, duration: int, log
     return out
 
 
+def _body_bytes(url: str, encoding: str | None) -> int:
+    """Bytes on the wire of one answer, with or without Accept-Encoding."""
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(urllib.request.Request(url, headers=headers), timeout=60) as response:
+        return len(response.read())
+
+
 def run(stack: Stack, url: str, rounds: int, duration: int, log) -> dict:
     _publish(stack, url, log)
-    out = _measure(stack, f"/results/{SLUG}", "results page", rounds, duration, log)
+    page = f"/results/{SLUG}"
+    out = _measure(stack, page, "results page", rounds, duration, log)
     out["entries"] = N_ENTRIES
+    out["page_bytes"] = _body_bytes(stack.service + page, None)
+    out["page_gzip_bytes"] = _body_bytes(stack.service + page, "gzip")
+    log(f"  page: {out['page_bytes']:,} bytes, {out['page_gzip_bytes']:,} with gzip")
     json_path = f"/api/v1/campaigns/{SLUG}/results"
     x = _measure(stack, json_path, "results JSON", rounds, duration, log)
     out["json"] = {
@@ -107,4 +123,11 @@ def run(stack: Stack, url: str, rounds: int, duration: int, log) -> dict:
         "ratio": x["ratio"],
         "rounds": x["rounds"],
     }
+    os.environ["BENCH_ACCEPT_ENCODING"] = "gzip"
+    try:
+        z = _measure(stack, page, "results page, gzip", rounds, duration, log)
+    finally:
+        del os.environ["BENCH_ACCEPT_ENCODING"]
+    out["page_gzip"] = {k: z["service"][k] for k in ("rps", "p50_ms", "p99_ms", "requests")}
+    out["page_gzip"]["non200"] = z["non201"]
     return out

@@ -331,6 +331,9 @@ def test_bench_report_has_a_json_results_row_with_its_targets():
             "bare_rps": 3000.0,
             "ratio": 0.3,
         },
+        "page_bytes": 400_000,
+        "page_gzip_bytes": 40_000,
+        "page_gzip": {"rps": 1800.0, "p50_ms": 4.0, "p99_ms": 15.0, "requests": 54000},
     }
     results = {
         "machine": dict.fromkeys(
@@ -348,3 +351,5 @@ def test_bench_report_has_a_json_results_row_with_its_targets():
     text = markdown(results)
     row = next(line for line in text.splitlines() if "JSON results, same campaign" in line)
     assert "900 req/s" in row and "p99 60.0 ms" in row and row.endswith("| **missed** |")
+    row = next(line for line in text.splitlines() if "Accept-Encoding: gzip" in line)
+    assert "400,000 bytes, 40,000 gzipped" in row and "1,800 req/s" in row
