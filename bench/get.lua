@@ -12,12 +12,18 @@ end
 
 function init(args)
   path = os.getenv("BENCH_PATH")
+  -- BENCH_ACCEPT_ENCODING (say "gzip"): sent as a browser would; unset, no such header.
+  encoding = os.getenv("BENCH_ACCEPT_ENCODING")
+  headers = {}
+  if encoding and encoding ~= "" then
+    headers["Accept-Encoding"] = encoding
+  end
   bad = 0
   samples = ""
 end
 
 function request()
-  return wrk.format("GET", path)
+  return wrk.format("GET", path, headers)
 end
 
 function response(status, headers, body)

@@ -51,6 +51,13 @@ def targets(results: dict) -> list[tuple[str, bool]]:
             ("results page p99 < 50 ms", sv["p99_ms"] < 50),
             ("results page: no answer other than 200", s["results"]["non201"] == 0),
         ]
+        js = s["results"].get("json")
+        if js:
+            out += [
+                ("results JSON ≥ 1,000 req/s", js["rps"] >= 1000),
+                ("results JSON p99 < 50 ms", js["p99_ms"] < 50),
+                ("results JSON: no answer other than 200", js["non200"] == 0),
+            ]
     if "mes" in s:
         for m in s["mes"].values():
             if "speedup" in m:
@@ -124,6 +131,25 @@ def markdown(results: dict) -> str:
             f"| 6 | results answers other than 200 (of {_n(sv['requests'])}) | {x['non201']} "
             f"| {x['bare_non201']} | | 0 | {_yes(x['non201'] == 0)} |",
         ]
+        js = x.get("json")
+        if js:
+            lines += [
+                f"| 6 | JSON results, same campaign (GET {js['path']}) | {_n(js['rps'])} req/s, "
+                f"p50 {js['p50_ms']:.1f} ms, p99 {js['p99_ms']:.1f} ms "
+                f"| bare Flask GET /healthz: {_n(js['bare_rps'])} req/s | {js['ratio']:.2f} "
+                f"| ≥ 1,000 req/s, p99 < 50 ms "
+                f"| {_yes(js['rps'] >= 1000 and js['p99_ms'] < 50)} |",
+                f"| 6 | JSON answers other than 200 (of {_n(js['requests'])}) | {js['non200']} "
+                f"| | | 0 | {_yes(js['non200'] == 0)} |",
+            ]
+        gz = x.get("page_gzip")
+        if gz:
+            lines.append(
+                f"| 6 | the page with Accept-Encoding: gzip, as browsers ask "
+                f"({_n(x['page_bytes'])} bytes, {_n(x['page_gzip_bytes'])} gzipped) "
+                f"| {_n(gz['rps'])} req/s, p50 {gz['p50_ms']:.1f} ms, p99 {gz['p99_ms']:.1f} ms "
+                f"| | | (no target) | |"
+            )
     if "mes" in s:
         for key, x in s["mes"].items():
             if "speedup" not in x:

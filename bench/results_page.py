@@ -3,14 +3,19 @@
 The campaign (90 entries, 20,000 loaded ballots, 15 experts' scores) is ranked and
 published through the API by a real ``votes worker``; then wrk (-t2 -c16) GETs
 ``/results/<slug>`` on the service and ``/healthz`` on the bare Flask app under the same
-gunicorn config. Every answer other than 200 is counted. Plain GETs without
-``If-None-Match``: each answer is the whole page (served from the cache after the
-first render per worker), not a 304.
+gunicorn config, and then the JSON results (``/api/v1/campaigns/<slug>/results``) the
+same way (``out["json"]``). Every answer other than 200 is counted. Plain GETs without
+``If-None-Match`` or ``Accept-Encoding``: each answer is the whole uncompressed body
+(served from the cache after the first render per worker), not a 304. Then the page
+once more with ``Accept-Encoding: gzip``, as browsers send it (``out["page_gzip"]``),
+and the sizes of both bodies.
 """
 
 from __future__ import annotations
 
+import os
 import time
+import urllib.request
 from datetime import datetime
 
 import psycopg
@@ -71,9 +76,8 @@ def _publish(stack: Stack, url: str, log) -> int:
     return size
 
 
-def run(stack: Stack, url: str, rounds: int, duration: int, log) -> dict:
-    _publish(stack, url, log)
-    path = f"/results/{SLUG}"
+def _measure(stack: Stack, path: str, what: str, rounds: int, duration: int, log) -> dict:
+    """wrk on ``path`` and on the bare app's /healthz, round after round."""
     run_wrk(stack.service, path, "", "9", 2, script=GET_LUA)  # warm-up: a render per worker
     run_wrk(stack.bare, "/healthz", "", "9", 2, script=GET_LUA)
     service, bare = [], []
@@ -81,11 +85,49 @@ def run(stack: Stack, url: str, rounds: int, duration: int, log) -> dict:
         service.append(run_wrk(stack.service, path, "", "9", duration, script=GET_LUA))
         bare.append(run_wrk(stack.bare, "/healthz", "", "9", duration, script=GET_LUA))
         log(
-            f"  results round {r + 1}: service {service[-1]['rps']:.0f} req/s "
+            f"  {what} round {r + 1}: service {service[-1]['rps']:.0f} req/s "
             f"(p99 {service[-1]['p99_ms']:.1f} ms, non-200 {service[-1]['non201']}), "
             f"bare {bare[-1]['rps']:.0f} req/s (p99 {bare[-1]['p99_ms']:.1f} ms)"
         )
     out = summarise_wrk(service, bare)
-    out["entries"] = N_ENTRIES
     out["path"] = path
+    return out
+
+
+def _body_bytes(url: str, encoding: str | None) -> int:
+    """Bytes on the wire of one answer, with or without Accept-Encoding."""
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(urllib.request.Request(url, headers=headers), timeout=60) as response:
+        return len(response.read())
+
+
+def run(stack: Stack, url: str, rounds: int, duration: int, log) -> dict:
+    _publish(stack, url, log)
+    page = f"/results/{SLUG}"
+    out = _measure(stack, page, "results page", rounds, duration, log)
+    out["entries"] = N_ENTRIES
+    out["page_bytes"] = _body_bytes(stack.service + page, None)
+    out["page_gzip_bytes"] = _body_bytes(stack.service + page, "gzip")
+    log(f"  page: {out['page_bytes']:,} bytes, {out['page_gzip_bytes']:,} with gzip")
+    json_path = f"/api/v1/campaigns/{SLUG}/results"
+    x = _measure(stack, json_path, "results JSON", rounds, duration, log)
+    out["json"] = {
+        "path": json_path,
+        "rps": x["service"]["rps"],
+        "p50_ms": x["service"]["p50_ms"],
+        "p99_ms": x["service"]["p99_ms"],
+        "requests": x["service"]["requests"],
+        "non200": x["non201"],
+        "bare_rps": x["bare"]["rps"],
+        "ratio": x["ratio"],
+        "rounds": x["rounds"],
+    }
+    os.environ["BENCH_ACCEPT_ENCODING"] = "gzip"
+    try:
+        z = _measure(stack, page, "results page, gzip", rounds, duration, log)
+    finally:
+        del os.environ["BENCH_ACCEPT_ENCODING"]
+    out["page_gzip"] = {k: z["service"][k] for k in ("rps", "p50_ms", "p99_ms", "requests")}
+    out["page_gzip"]["non200"] = z["non201"]
     return out

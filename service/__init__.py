@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from flask import Flask, request, session
+from flask import Flask
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -21,18 +22,24 @@ from .health import bp as health_bp
 from .redis_conn import embedded_url
 from .translations import compile_catalogs
 from .web import bp as web_bp
+from .web.render import select_locale
 
 
-def select_locale() -> str:
-    lang = request.args.get("lang") or session.get("lang")
-    if lang in ("en", "zh"):
-        session["lang"] = lang
-    return "en" if session.get("lang") == "en" else "zh_Hans_CN"
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer (an itsdangerous
+    serializer, about a tenth of a cached results page's time) for a request that
+    carries no session cookie, as most readers of the public pages do."""
+
+    def open_session(self, app, request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config()
     app = Flask(__name__, instance_path=str(instance_dir()))
+    app.session_interface = SessionInterface()
     app.config.from_object(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider's
     if app.config["PROXY_HOPS"]:

@@ -8,12 +8,17 @@ per-process LRU, then in Redis (shared by the gunicorn workers), and rendered on
 both miss. Redis being down costs nothing but the shared copy: after a failure it is
 skipped for ``REDIS_RETRY_SECONDS`` and pages are rendered as before.
 
+A client that accepts gzip gets the gzip variant, compressed once and kept like the
+plain one under its own key and strong ETag (a different representation), with
+``Vary: Accept-Encoding`` on both so that a shared cache keeps them apart.
+
 Whether a campaign's results are public is decided by the caller before it asks for a
 key, on every request: nothing is served from here for a campaign that shows nothing.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
 import time
@@ -25,7 +30,7 @@ from flask import Response, current_app, request
 
 from .redis_conn import get_redis
 
-LRU_SIZE = 128
+LRU_SIZE = 256  # a campaign's page: 2 languages x 2 text sizes x plain|gzip, + JSON, CSV
 REDIS_TTL_SECONDS = 24 * 3600
 REDIS_RETRY_SECONDS = 5.0
 REDIS_PREFIX = "votes:http-cache:"
@@ -36,6 +41,7 @@ REDIS_PREFIX = "votes:http-cache:"
 LATEST_CACHE_CONTROL = "public, max-age=5, must-revalidate"
 VERSION_CACHE_CONTROL = "public, max-age=31536000, immutable"
 UNCACHED = "no-cache"
+GZIP_LEVEL = 6
 
 _lru: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
 _lock = threading.Lock()
@@ -114,6 +120,49 @@ def _not_modified(etag: str) -> bool:
     return etag in request.if_none_match or request.if_none_match.star_tag
 
 
+def accepts_gzip() -> bool:
+    """The client accepts gzip (``Accept-Encoding``, q > 0; ``*`` counts)."""
+    header = request.headers.get("Accept-Encoding")
+    if not header or ("gzip" not in header and "*" not in header):
+        return False
+    return request.accept_encodings["gzip"] > 0
+
+
+def _lookup(key: str, etag: str, render: Callable[[], tuple[bytes, str]]) -> tuple[bytes, str, str]:
+    """(body, mimetype, where it came from) of the plain representation."""
+    hit = _lru_get(key)
+    if hit is not None:
+        return hit[0], hit[1], "memory"
+    hit = _shared_get(etag)
+    source = "redis"
+    if hit is None:
+        hit = render()
+        source = "render"
+        _shared_put(etag, *hit)
+    _lru_put(key, hit)
+    return hit[0], hit[1], source
+
+
+def _lookup_gzip(
+    key: str, gz_key: str, gz_etag: str, render: Callable[[], tuple[bytes, str]]
+) -> tuple[bytes, str, str]:
+    """(gzip body, mimetype, where it came from) of the representation ``key``, kept
+    under ``gz_key``; compressed from the plain one on a miss."""
+    hit = _lru_get(gz_key)
+    if hit is not None:
+        return hit[0], hit[1], "memory"
+    hit = _shared_get(gz_etag)
+    source = "redis"
+    if hit is None:
+        body, mimetype, _ = _lookup(key, etag_for(key), render)
+        # mtime=0: the same bytes (and so the same ETag's body) in every process.
+        hit = gzip.compress(body, GZIP_LEVEL, mtime=0), mimetype
+        source = "render"
+        _shared_put(gz_etag, *hit)
+    _lru_put(gz_key, hit)
+    return hit[0], hit[1], source
+
+
 def cached(
     key: str,
     render: Callable[[], tuple[bytes, str]],
@@ -123,28 +172,25 @@ def cached(
     vary: str | None = None,
 ) -> Response:
     """The representation named by ``key``: 304 when the client has it, else from the
-    LRU, Redis or ``render()`` (which returns body bytes and mimetype)."""
-    etag = etag_for(key)
+    LRU, Redis or ``render()`` (which returns body bytes and mimetype). A client that
+    accepts gzip gets the gzip variant (its own ETag)."""
     extra = dict(headers or {})
     extra["Cache-Control"] = cache_control
-    if vary:
-        extra["Vary"] = vary
+    extra["Vary"] = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
+    gz = accepts_gzip()
+    gz_key = key + ":gzip"
+    etag = etag_for(gz_key if gz else key)
     if _not_modified(etag):
         response = Response(status=304, headers=extra)
         response.set_etag(etag)
         return response
-    hit = _lru_get(key)
-    source = "memory"
-    if hit is None:
-        hit = _shared_get(etag)
-        source = "redis"
-        if hit is None:
-            hit = render()
-            source = "render"
-            _shared_put(etag, *hit)
-        _lru_put(key, hit)
-    body, mimetype = hit
+    if gz:
+        body, mimetype, source = _lookup_gzip(key, gz_key, etag, render)
+    else:
+        body, mimetype, source = _lookup(key, etag, render)
     response = Response(body, status=status, mimetype=mimetype, headers=extra)
+    if gz:
+        response.headers["Content-Encoding"] = "gzip"
     response.headers["X-Cache"] = source
     response.set_etag(etag)
     return response

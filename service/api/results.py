@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -14,6 +14,7 @@ from .. import http_cache
 from ..auth import is_admin
 from ..domain import publications as domain
 from ..domain.campaigns import get_campaign, visible_campaign
+from ..extensions import limiter
 
 blp = Blueprint(
     "results",
@@ -38,6 +39,17 @@ def _key(kind: str, head) -> str:
         f"{kind}:{head.id}:{head.version}:{head.digest}:"
         f"{head.updated_at.timestamp()}:{FORMAT_VERSION}"
     )
+
+
+# Served from http_cache (a hit costs no query and no rendering): no rate limit, and not
+# the limiter's per-request work either (``limiter.exempt`` still resolved the limits on
+# every request). Query parameters are ignored.
+_NOT_LIMITED = frozenset({"results.Results", "results.ResultsCsv"})
+
+
+@limiter.request_filter
+def _not_limited() -> bool:
+    return request.endpoint in _NOT_LIMITED
 
 
 @blp.route("/<slug>/results")

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, func, select
 
 from engine import merkle
 
+from .. import hotcache
 from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
@@ -64,12 +65,25 @@ def latest_publication(campaign_id: int) -> Publication | None:
 
 def latest_head(slug: str):
     """(campaign id, campaign updated_at, version, digest) of a campaign's latest
-    publication, or None when it has none (or no such campaign, or a draft): one indexed query, asked
-    on every request of a cached results representation, so a new publication is served
-    at once and a campaign without one is never served from a cache."""
-    # Core, not the ORM session: this runs on every hit of the hottest public page.
+    publication, or None when it has none (or no such campaign, or a draft): one indexed
+    query, asked by every request of a cached results representation, so that a campaign
+    without a publication is never served from a cache.
+
+    The answer is kept per process for ``HOT_CACHE_SECONDS`` (service/hotcache.py,
+    default 1 s): a new publication, or a campaign hidden or edited by another process,
+    shows within that time; ``publish_run`` clears this process's copy, so there it shows
+    at once. Under a crowd each worker asks the database about once a second instead of
+    once per request."""
+    cache = hotcache.cache()
+    key = ("results-head", slug)
+    hit = cache.lookup(key)
+    if hit is not None:
+        return hit[0]
+    # Core, not the ORM session: this runs on the hottest public page.
     with db.engine.connect() as conn:
-        return conn.execute(_LATEST_HEAD, {"slug": slug}).first()
+        head = conn.execute(_LATEST_HEAD, {"slug": slug}).first()
+    cache.put(key, (head,))  # in a tuple: "no publication" is kept too
+    return head
 
 
 _LATEST_HEAD = (
@@ -170,6 +184,11 @@ def publish_run(
     )
     db.session.add(publication)
     db.session.flush()  # the unique constraints settle concurrent publishers here
+    # This process's cached latest versions (latest_head); the others' expire within
+    # HOT_CACHE_SECONDS. Cleared before the caller commits: a request that reads the old
+    # head meanwhile keeps it at most HOT_CACHE_SECONDS, which ends before that bound
+    # after the commit.
+    hotcache.invalidate()
     audit(
         "publication.create",
         actor,

@@ -1,4 +1,5 @@
-from flask import render_template
+from babel import Locale
+from flask import render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
@@ -55,8 +56,24 @@ def error_page(status: int, code: str, message: str, headers=None):
     return response, status, headers or {}
 
 
+# Parsed once: Flask-Babel parses a string answer anew on every request.
+ENGLISH = Locale.parse("en")
+CHINESE = Locale.parse("zh_Hans_CN")
+
+
+def select_locale() -> Locale:
+    """Flask-Babel's locale selector, asked once per request (Flask-Babel keeps the
+    answer): ``?lang=en|zh`` switches and is remembered in the session, written only
+    when it changes (rewriting it marked the session modified, and so re-signed and
+    re-sent the cookie, on every page)."""
+    lang = request.args.get("lang")
+    if lang in ("en", "zh") and session.get("lang") != lang:
+        session["lang"] = lang
+    return ENGLISH if session.get("lang") == "en" else CHINESE
+
+
 def is_english() -> bool:
-    return str(get_locale()) == "en"
+    return get_locale() == ENGLISH
 
 
 def in_voters_language(message: str) -> str:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import make_response, render_template, request, url_for
+from flask import make_response, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from engine.vocabulary import (
@@ -31,13 +31,14 @@ from ..domain.publications import (
     results_document,
 )
 from ..errors import ApiError
+from ..extensions import limiter
 from ..models import Campaign
 from . import bp
 from .pages import status_label
 from .render import is_english
 
 # Bump when the page's template or words change: cached pages carry it in their key.
-PAGE_VERSION = "r17-2"
+PAGE_VERSION = "r18-1"
 
 # Chart geometry, in SVG user units. The drawing is as wide as a phone (1:1 with CSS
 # pixels on a 390 px screen, scaled up to at most 1.5x on a desktop): every entry gets a
@@ -607,13 +608,33 @@ def page_context(campaign: Campaign, doc: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _page_html(campaign: Campaign, doc: dict[str, Any]) -> str:
-    return render_template("results.html", **page_context(campaign, doc))
+def _page_html(campaign: Campaign, doc: dict[str, Any], **switches: Any) -> str:
+    return render_template("results.html", **page_context(campaign, doc), **switches)
+
+
+def text_size() -> str:
+    """大字版 or not: the text size this visit chose (``?size=``, kept in the session)."""
+    return "large" if session.get("size") == "large" else "normal"
+
+
+def _switches(lang: str, size: str) -> dict[str, Any]:
+    """The language and text-size links of a cached page, made from the page's own
+    language and size only: never from the URL's other parameters (a tracking ``from=``,
+    a ``token``), which would otherwise be baked into the copy everyone gets."""
+    path = request.path
+    return {
+        "other_lang": ("中文", "zh-CN", f"{path}?lang=zh")
+        if lang == "en"
+        else ("English", "en", f"{path}?lang=en"),
+        "size_switch": (_("标准字"), f"{path}?size=normal")
+        if size == "large"
+        else (_("大字版"), f"{path}?size=large"),
+    }
 
 
 def _uncached(slug: str):
-    """Not published (404), the live provisional run, or a URL with other parameters:
-    rendered every time and marked so that nobody keeps it."""
+    """Not published (404) or the live provisional run: rendered every time and marked
+    so that nobody keeps it."""
     campaign = visible_campaign(slug, False)
     try:
         doc = results_document(campaign)
@@ -627,26 +648,38 @@ def _uncached(slug: str):
     return response
 
 
+@limiter.request_filter
+def _not_limited() -> bool:
+    """The results page has no rate limit: Flask-Limiter skips its per-request work
+    (``limiter.exempt`` alone still resolved the limits on every request)."""
+    return request.endpoint == "web.results_page"
+
+
 @bp.get("/results/<slug>")
 def results_page(slug: str):
     """The latest publication (or the live provisional run) of a campaign, in words.
 
-    A publication's page is rendered once per language and served from ``http_cache``
-    (strong ETag, short ``max-age`` with revalidation): the latest version is looked up
-    on every request, so a new publication shows at once and a campaign without one is
-    never served from the cache."""
+    A publication's page is rendered once per language and text size and served from
+    ``http_cache`` (strong ETag, short ``max-age`` with revalidation, a gzip variant).
+    The latest version is looked up per process at most every ``HOT_CACHE_SECONDS``
+    (``latest_head``), so a new publication shows within a second. Query parameters
+    other than ``lang`` and ``size`` (a messenger's ``?from=singlemessage``, say) change
+    nothing on the page and are not part of the key: such links are served from the
+    cache too. Not rate-limited: a hit costs no database query and no rendering."""
     head = latest_head(slug)
-    if head is None or set(request.args) - {"lang"}:
+    if head is None:
         return _uncached(slug)
     lang = "en" if is_english() else "zh"
+    size = text_size()
     key = (
-        f"results-page:{head.id}:{head.version}:{head.digest}:{lang}:"
+        f"results-page:{head.id}:{head.version}:{head.digest}:{lang}:{size}:"
         f"{head.updated_at.timestamp()}:{PAGE_VERSION}"
     )
 
     def render() -> tuple[bytes, str]:
         campaign = get_campaign(slug)
         doc = publication_document(campaign, get_publication(campaign, head.version))
-        return _page_html(campaign, doc).encode("utf-8"), "text/html"
+        html = _page_html(campaign, doc, **_switches(lang, size))
+        return html.encode("utf-8"), "text/html"
 
     return http_cache.cached(key, render, http_cache.LATEST_CACHE_CONTROL, vary="Cookie")
