@@ -28,9 +28,11 @@ from sqlalchemy.exc import IntegrityError
 
 from engine import merkle
 
+from .. import hotcache
 from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
+from ..infra import ballot_stage
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Kiosk
 from ..observability import BALLOTS
 from . import verification as verify
@@ -433,8 +435,10 @@ def _cast_batch(
     arrived = now()
     if verify.required(campaign, "kiosk"):  # verify_kiosk: no code can be checked offline
         items = [item if isinstance(item, ApiError) else verify.offline_refusal() for item in items]
-    codes = entry_ids(campaign)
-    kiosk_since = db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
+    codes = getattr(campaign, "codes", None)  # a locked campaign's cached codes
+    if codes is None:
+        codes = entry_ids(campaign)
+    kiosk_since = _kiosk_registered(kiosk_id)
     outcome: list[CastResult | ApiError | None] = [None] * len(items)
     prepared: dict[int, tuple[str | None, _Prepared | ApiError]] = {}
     loaded: dict[int, dict] = {}  # the items that are ballots, not errors
@@ -484,15 +488,20 @@ def _cast_batch(
         if campaign.rules_locked_at is None:
             lock_rules(campaign)
             db.session.flush()
-        inserted = _insert_new(db.session, [ready[n].row for n in first])
-        choice_rows = [
-            c
-            for n in first
-            if loaded[n]["ballot_id"] in inserted
-            for c in _choice_rows(campaign, ready[n], codes)
-        ]
-        if choice_rows:
-            db.session.execute(insert(BallotChoice), choice_rows)
+        rows = [ready[n].row for n in first]
+        if _stages(db.session):  # PostgreSQL: COPY into a staging table, one settle
+            chosen_ids = [[codes[c] for c in ready[n].chosen] for n in first]
+            inserted = ballot_stage.stage_and_insert(db.session, rows, chosen_ids)
+        else:
+            inserted = _insert_new(db.session, rows)
+            choice_rows = [
+                c
+                for n in first
+                if loaded[n]["ballot_id"] in inserted
+                for c in _choice_rows(campaign, ready[n], codes)
+            ]
+            if choice_rows:
+                db.session.execute(insert(BallotChoice), choice_rows)
     else:
         inserted = set()
     for n in new:
@@ -533,6 +542,24 @@ def _replay_or_error(existing: Ballot, campaign: Campaign, digest: str) -> CastR
         return _replay(existing, campaign, digest)
     except ApiError as exc:
         return exc
+
+
+def _stages(session) -> bool:
+    """Whether a batch goes through the staging table (service/infra/ballot_stage.py):
+    PostgreSQL through psycopg."""
+    dialect = session.get_bind().dialect
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+
+
+def _kiosk_registered(kiosk_id: int) -> datetime | None:
+    """When the kiosk was registered (it never changes), from the per-process cache."""
+    key = ("kiosk_registered", kiosk_id)
+    found = hotcache.cache().lookup(key)
+    if found is None:
+        found = db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
+        if found is not None:
+            hotcache.cache().put(key, found)
+    return found
 
 
 def _insert_new(session, rows: list[dict]) -> set[str]:
