@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import psycopg
 from sqlalchemy import Integer, LargeBinary, String
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from ..models import Ballot
 from ..models._types import UTCDateTime
@@ -67,7 +67,7 @@ def _settle_sql(names: tuple[str, ...]) -> str:
 
 
 def stage_and_insert(
-    session: Session, rows: Sequence[dict], entry_ids: Sequence[Sequence[int]]
+    session: Session | scoped_session, rows: Sequence[dict], entry_ids: Sequence[Sequence[int]]
 ) -> set[str]:
     """Insert ``rows`` (all with the same keys) and, for each row written, its
     ``ballot_choices`` with ``entry_ids`` (same order as ``rows``); returns the ids of
@@ -86,6 +86,7 @@ def stage_and_insert(
     conn.exec_driver_sql(_CREATE)
     conn.exec_driver_sql(f"DELETE FROM {STAGE}")  # empty unless called twice in one transaction
     raw = conn.connection.driver_connection
+    assert raw is not None  # a live connection of the session
     columns = ", ".join((*names, "stage_ord", "stage_entry_ids"))
     statement = f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT BINARY)"
     try:
