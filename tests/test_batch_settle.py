@@ -6,6 +6,9 @@ concurrent uploads, a connection lost mid-batch). Items are loaded by
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import string
 import uuid
 from datetime import timedelta
@@ -17,7 +20,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 from sqlalchemy import delete, event, func, select
 
-from schemas.ballot import BallotInSchema, load_ballot
+from schemas.ballot import BallotInSchema, BatchOutSchema, load_ballot
 from service.domain import ballots as domain
 from service.extensions import db
 from service.models import Ballot, BallotChoice
@@ -198,6 +201,9 @@ def test_mixed_batch_answers_as_the_row_by_row_insert(client, voting, kiosk, app
     finally:
         app.config["BURST_MAX_BALLOTS"] = 30
     assert staged == plain
+    # The view writes the items itself: they must be what BatchOutSchema dumps them to.
+    results = upload(client, kiosk, items)
+    assert BatchOutSchema().dump({"results": results}) == {"results": results}
     codes = [(x["status"], x.get("error", {}).get("code")) for x in staged[0]]
     assert codes[:8] == [
         ("accepted", None),
@@ -361,3 +367,47 @@ def test_load_ballot_examples():
     assert exc.value.messages == {
         "voter_id": ["不允许控制字符 / control characters are not allowed"]
     }
+
+
+# --- the digest and the receipt, written out, are json.dumps's bytes -------------------
+
+
+def _reference_digest(campaign_id, key, choices, cast_at):
+    doc = {
+        "campaign": campaign_id,
+        "voter": key,
+        "choices": choices,
+        "cast_at": cast_at.isoformat() if cast_at else None,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _reference_receipt(ballot_id, slug, choices, nonce):
+    canonical = json.dumps(
+        {"ballot_id": ballot_id, "campaign": slug, "choices": choices},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(canonical.encode() + bytes.fromhex(nonce)).digest()
+    code = base64.b32encode(digest[:10]).decode()
+    return "-".join(code[i : i + 4] for i in range(0, 16, 4))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=2**31),
+    st.text(),
+    st.lists(st.text()),
+    st.one_of(st.none(), st.datetimes(timezones=st.timezones())),
+    st.text(),
+    st.binary(min_size=16, max_size=16).map(bytes.hex),
+)
+def test_digest_and_receipt_bytes_are_unchanged(campaign_id, text, choices, cast_at, slug, nonce):
+    """Stored digests are compared on every replay and receipts commit to the ballot:
+    the written-out forms must give json.dumps's bytes, for any text."""
+    assert domain._digest(campaign_id, text, choices, cast_at) == _reference_digest(
+        campaign_id, text, choices, cast_at
+    )
+    assert domain.make_receipt(text, slug, choices, nonce) == _reference_receipt(
+        text, slug, choices, nonce
+    )
