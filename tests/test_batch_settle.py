@@ -241,7 +241,7 @@ def test_lost_connection_mid_batch_is_503_and_writes_nothing(client, voting, kio
             kill(conn)
 
     def after(conn, cursor, statement, *args):
-        if where == "copy" and statement.startswith("DELETE FROM ballot_stage"):
+        if where == "copy" and statement.startswith("CREATE TEMPORARY TABLE IF NOT EXISTS ballot_"):
             kill(conn)  # the next thing on this connection is the COPY
 
     with app.app_context():

@@ -33,6 +33,9 @@ _CREATE = (
     "(LIKE ballots, stage_ord int4 NOT NULL, stage_entry_ids int4[] NOT NULL) "
     "ON COMMIT DELETE ROWS"
 )
+# One round trip: the table (once per connection) and no rows left by an earlier call
+# in the same transaction (without parameters psycopg sends both statements at once).
+_PREPARE = f"{_CREATE}; DELETE FROM {STAGE}"
 
 
 def _copy_type(column) -> str:
@@ -83,8 +86,7 @@ def stage_and_insert(
         _TYPES[names] = types
         _SETTLE[names] = _settle_sql(names)
     conn = session.connection()
-    conn.exec_driver_sql(_CREATE)
-    conn.exec_driver_sql(f"DELETE FROM {STAGE}")  # empty unless called twice in one transaction
+    conn.exec_driver_sql(_PREPARE)
     raw = conn.connection.driver_connection
     assert raw is not None  # a live connection of the session
     columns = ", ".join((*names, "stage_ord", "stage_entry_ids"))
