@@ -7,7 +7,8 @@
 * ``POST /campaigns/<slug>/ballots/batch`` takes the service's batch document and writes
   the ballots and their choices into the same tables with one psycopg ``executemany``
   per table in one transaction (keyed voter hash, digest, receipt and nonce computed as
-  plainly as possible, no per-ballot savepoint): the least a batch write must cost.
+  plainly as possible, the ``leaf`` and ``choice_ids`` columns the service writes too,
+  no per-ballot savepoint): the least a batch write must cost.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import struct
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -89,16 +91,22 @@ def batch(slug: str):
         nonce = secrets.token_hex(16)
         raw = hashlib.sha256(f"{ballot_id}{chosen}{nonce}".encode()).hexdigest()[:16].upper()
         receipt = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+        # As the service stores them for the ranking run: the Merkle leaf of the receipt
+        # and the entry ids ascending, big-endian int32.
+        leaf = hashlib.sha256(b"\x00" + receipt.encode()).digest()
+        ids = sorted(codes[c] for c in chosen)
+        choice_ids = struct.pack(f">{len(ids)}i", *ids)
         ballots.append(
             (ballot_id, campaign_id, key, "once", "kiosk", now, now, digest, receipt, nonce)
+            + (leaf, choice_ids)
         )
         choices.extend((ballot_id, codes[c], campaign_id) for c in chosen)
         results.append({"ballot_id": ballot_id, "status": "accepted", "receipt": receipt})
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO ballots (id, campaign_id, voter_key, dedup_slot, channel, cast_at,"
-            " accepted_at, content_digest, receipt, nonce) VALUES"
-            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " accepted_at, content_digest, receipt, nonce, leaf, choice_ids) VALUES"
+            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             ballots,
         )
         cur.executemany(

@@ -1,6 +1,8 @@
-from marshmallow import EXCLUDE, Schema, fields, validate
+import uuid
 
-from .common import Rfc3339, Text
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from .common import _CONTROL, Rfc3339, Text
 
 MAX_BATCH = 500
 
@@ -148,3 +150,53 @@ class AnomalySchema(Schema):
 
 class AnomaliesSchema(Schema):
     anomalies = fields.List(fields.Nested(AnomalySchema))
+
+
+_BALLOT_IN = BallotInSchema()
+_CAST_AT = _BALLOT_IN.fields["cast_at"]
+_FAST_KEYS = frozenset(("ballot_id", "voter_id", "choices", "cast_at", "verification"))
+
+
+def _plain_text(value: object, most: int) -> bool:
+    """What ``Text(validate=Length(max=most))`` accepts as it is: a str, short, no
+    control characters."""
+    return type(value) is str and len(value) <= most and not _CONTROL.search(value)
+
+
+def load_ballot(data: object) -> dict:
+    """``BallotInSchema().load(data)``, faster for the usual batch item.
+
+    A plain item (a dict of the schema's own fields, strings where strings belong, no
+    SMS verification) is checked here with the schema's own rules; anything else, and
+    every item with a mistake, goes to the schema itself, so the result and the
+    ValidationError's messages are the schema's (tests/test_batch_settle.py compares
+    both on generated input).
+    """
+    if type(data) is dict and data.keys() <= _FAST_KEYS:
+        ballot_id = data.get("ballot_id")
+        voter_id = data.get("voter_id")
+        choices = data.get("choices")
+        cast_at = data.get("cast_at")
+        if (
+            type(ballot_id) is str
+            and _plain_text(voter_id, 100)
+            and type(choices) is list
+            and len(choices) <= 500
+            and all(_plain_text(c, 32) for c in choices)
+            and data.get("verification") is None
+        ):
+            try:
+                loaded = {
+                    "ballot_id": uuid.UUID(ballot_id),
+                    "voter_id": voter_id,
+                    "choices": list(choices),
+                    "cast_at": None
+                    if cast_at is None
+                    else _CAST_AT.deserialize(cast_at, "cast_at", data),
+                    "verification": None,
+                }
+            except (ValueError, TypeError, AttributeError, ValidationError):
+                pass  # the schema says what is wrong, in its own words
+            else:
+                return loaded
+    return _BALLOT_IN.load(data)  # type: ignore[arg-type]  # the schema refuses the rest

@@ -8,7 +8,6 @@ savepoint, so a refused ballot never leaves a partial write and a batch can go o
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -19,18 +18,33 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_str  # json.dumps's str
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import ARRAY, Integer, Table, bindparam, case, cast, func, insert, select, true
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from engine import merkle
 
+from .. import hotcache
 from ..clock import now
 from ..errors import ApiError
 from ..extensions import db
+from ..infra import ballot_stage
 from ..models import Ballot, BallotChoice, Campaign, Entry, Exclusion, Kiosk
 from ..observability import BALLOTS
 from . import verification as verify
@@ -170,6 +184,16 @@ def _effective_time(
 
 
 def _digest(campaign_id: int, key: str, choices: list[str], cast_at: datetime | None) -> str:
+    """SHA-256 of ``json.dumps({"campaign", "voter", "choices", "cast_at"},
+    sort_keys=True)``: the stored content digest that a replay is compared with, so its
+    bytes never change. The usual arguments are written out directly (the same text,
+    several times faster; tests/test_batch_settle.py compares both)."""
+    if type(campaign_id) is int and type(key) is str and all(type(c) is str for c in choices):
+        when = _json_str(cast_at.isoformat()) if cast_at else "null"
+        chosen = ", ".join(map(_json_str, choices))
+        voter = _json_str(key)
+        text = f'{{"campaign": {campaign_id}, "cast_at": {when}, "choices": [{chosen}], "voter": {voter}}}'
+        return hashlib.sha256(text.encode()).hexdigest()
     doc = {
         "campaign": campaign_id,
         "voter": key,
@@ -183,16 +207,38 @@ def make_receipt(ballot_id: str, campaign_slug: str, choices: list[str], nonce: 
     """H(canonical ballot ‖ server nonce), 80 bits in base32, as XXXX-XXXX-XXXX-XXXX.
 
     The nonce is random and stays on the server, so the code reveals neither the voter
-    nor the choices, yet it commits to the ballot's content.
+    nor the choices, yet it commits to the ballot's content. The canonical form is
+    ``json.dumps({"ballot_id", "campaign", "choices"}, sort_keys=True,
+    separators=(",", ":"))``, written out directly for the usual arguments.
     """
-    canonical = json.dumps(
-        {"ballot_id": ballot_id, "campaign": campaign_slug, "choices": choices},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    if (
+        type(ballot_id) is str
+        and type(campaign_slug) is str
+        and all(type(c) is str for c in choices)
+    ):
+        ident, slug = _json_str(ballot_id), _json_str(campaign_slug)
+        chosen = ",".join(map(_json_str, choices))
+        canonical = f'{{"ballot_id":{ident},"campaign":{slug},"choices":[{chosen}]}}'
+    else:
+        canonical = json.dumps(
+            {"ballot_id": ballot_id, "campaign": campaign_slug, "choices": choices},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
     digest = hashlib.sha256(canonical.encode() + bytes.fromhex(nonce)).digest()
-    code = base64.b32encode(digest[:10]).decode()
-    return "-".join(code[i : i + 4] for i in range(0, 16, 4))
+    return _receipt_code(digest[:10])
+
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648 base32, as base64.b32encode
+_B32_SHIFTS = tuple(range(75, -1, -5))
+
+
+def _receipt_code(head: bytes) -> str:
+    """``base64.b32encode(head)`` of 10 bytes (16 characters, no padding) as
+    XXXX-XXXX-XXXX-XXXX; b32encode is pure Python in 3.11 and costs more than the hash."""
+    n = int.from_bytes(head, "big")
+    code = "".join([_B32[(n >> shift) & 31] for shift in _B32_SHIFTS])
+    return f"{code[:4]}-{code[4:8]}-{code[8:12]}-{code[12:]}"
 
 
 def normalise_receipt(value: str) -> str:
@@ -433,8 +479,10 @@ def _cast_batch(
     arrived = now()
     if verify.required(campaign, "kiosk"):  # verify_kiosk: no code can be checked offline
         items = [item if isinstance(item, ApiError) else verify.offline_refusal() for item in items]
-    codes = entry_ids(campaign)
-    kiosk_since = db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
+    codes = getattr(campaign, "codes", None)  # a locked campaign's cached codes
+    if codes is None:
+        codes = entry_ids(campaign)
+    kiosk_since = _kiosk_registered(kiosk_id)
     outcome: list[CastResult | ApiError | None] = [None] * len(items)
     prepared: dict[int, tuple[str | None, _Prepared | ApiError]] = {}
     loaded: dict[int, dict] = {}  # the items that are ballots, not errors
@@ -458,7 +506,7 @@ def _cast_batch(
             kiosk_since=kiosk_since,
         )
     ids = {loaded[n]["ballot_id"] for n in prepared}
-    existing = {b.id: b for b in db.session.scalars(select(Ballot).where(Ballot.id.in_(ids)))}
+    existing = _stored(ids)
     new: list[int] = []
     seen: dict[str, int] = {}
     for n, (digest, prep) in prepared.items():
@@ -484,15 +532,20 @@ def _cast_batch(
         if campaign.rules_locked_at is None:
             lock_rules(campaign)
             db.session.flush()
-        inserted = _insert_new(db.session, [ready[n].row for n in first])
-        choice_rows = [
-            c
-            for n in first
-            if loaded[n]["ballot_id"] in inserted
-            for c in _choice_rows(campaign, ready[n], codes)
-        ]
-        if choice_rows:
-            db.session.execute(insert(BallotChoice), choice_rows)
+        rows = [ready[n].row for n in first]
+        if _stages(db.session):  # PostgreSQL: COPY into a staging table, one settle
+            chosen_ids = [[codes[c] for c in ready[n].chosen] for n in first]
+            inserted = ballot_stage.stage_and_insert(db.session, rows, chosen_ids)
+        else:
+            inserted = _insert_new(db.session, rows)
+            choice_rows = [
+                c
+                for n in first
+                if loaded[n]["ballot_id"] in inserted
+                for c in _choice_rows(campaign, ready[n], codes)
+            ]
+            if choice_rows:
+                db.session.execute(insert(BallotChoice), choice_rows)
     else:
         inserted = set()
     for n in new:
@@ -528,11 +581,44 @@ def _cast_batch(
     return results
 
 
+def _stored(ids: set[str]) -> dict[str, typing.Any]:
+    """The stored ballots among ``ids`` (what _replay reads of them), by id. On
+    PostgreSQL one array parameter instead of a placeholder per id."""
+    if not ids:
+        return {}
+    c = _BALLOTS.c
+    columns = (c.id, c.campaign_id, c.content_digest, c.receipt, c.accepted_at, c.channel)
+    if db.session.get_bind().dialect.name == "postgresql":
+        match = c.id == any_(bindparam("ids", list(ids), type_=ARRAY(c.id.type)))
+    else:
+        match = c.id.in_(ids)
+    rows = db.session.execute(select(*columns, c.flagged).where(match))
+    return {row.id: row for row in rows}
+
+
 def _replay_or_error(existing: Ballot, campaign: Campaign, digest: str) -> CastResult | ApiError:
     try:
         return _replay(existing, campaign, digest)
     except ApiError as exc:
         return exc
+
+
+def _stages(session) -> bool:
+    """Whether a batch goes through the staging table (service/infra/ballot_stage.py):
+    PostgreSQL through psycopg."""
+    dialect = session.get_bind().dialect
+    return dialect.name == "postgresql" and dialect.driver == "psycopg"
+
+
+def _kiosk_registered(kiosk_id: int) -> datetime | None:
+    """When the kiosk was registered (it never changes), from the per-process cache."""
+    key = ("kiosk_registered", kiosk_id)
+    found = hotcache.cache().lookup(key)
+    if found is None:
+        found = db.session.scalar(select(Kiosk.created_at).where(Kiosk.id == kiosk_id))
+        if found is not None:
+            hotcache.cache().put(key, found)
+    return found
 
 
 def _insert_new(session, rows: list[dict]) -> set[str]:
