@@ -24,6 +24,7 @@ from schemas.ballot import (
 )
 from schemas.common import ApiErrorSchema
 
+from .. import ratelimit
 from ..auth import current_principal, is_admin, require
 from ..domain import ballots as domain
 from ..domain import exclusions
@@ -60,6 +61,20 @@ def _rate_key() -> str:
     if principal is not None and principal.role == "kiosk":
         return f"kiosk:{principal.kiosk_id}"
     return f"ip:{get_remote_address()}"
+
+
+def _is_kiosk() -> bool:
+    """A kiosk's single ballots are limited by leases (kiosk_rate_limit), not Flask-Limiter."""
+    principal = current_principal()
+    return principal is not None and principal.role == "kiosk"
+
+
+def kiosk_rate_limit(kiosk_id: int) -> None:
+    """429 rate_limited + Retry-After beyond RATELIMIT_BALLOTS_KIOSK for this kiosk, counted
+    with leases (service/ratelimit.py): no Redis round trip for most ballots."""
+    retry = ratelimit.hit(f"kiosk:{kiosk_id}", current_app.config["RATELIMIT_BALLOTS_KIOSK"])
+    if retry is not None:
+        raise ApiError(429, "rate_limited", headers={"Retry-After": str(retry)})
 
 
 def _rate_limit() -> str:
@@ -107,7 +122,7 @@ def _load_ballot(data) -> dict:
 
 
 def _cast(
-    campaign, item: dict, channel: str, kiosk_id, codes=None, isolated=True
+    campaign, item: dict, channel: str, kiosk_id, codes=None, isolated=True, autocommit=False
 ) -> domain.CastResult:
     return domain.cast_ballot(
         campaign,
@@ -119,6 +134,7 @@ def _cast(
         cast_at=item.get("cast_at"),
         codes=codes,
         isolated=isolated,
+        autocommit=autocommit,
         verification=item.get("verification"),
     )
 
@@ -134,7 +150,9 @@ BALLOT_BODY = {
 
 @blp.route("/campaigns/<slug>/ballots")
 class Ballots(MethodView):
-    decorators = [limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"])]
+    decorators = [
+        limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"], exempt_when=_is_kiosk)
+    ]
 
     @blp.doc(security=[{"bearer": []}, {}], requestBody=BALLOT_BODY)
     @blp.response(201, BallotOutSchema)
@@ -155,6 +173,8 @@ class Ballots(MethodView):
     def post(self, slug):
         """Cast a ballot (kiosk token, or anyone when the campaign allows the web)."""
         channel, kiosk_id = ballot_channel()
+        if kiosk_id is not None:
+            kiosk_rate_limit(kiosk_id)
         campaign = campaign_for_ballots(slug)  # cached per process once the rules lock
         if campaign.draft and not is_admin():  # a draft is invisible to the public
             campaign = visible_campaign(slug, False)
@@ -162,7 +182,11 @@ class Ballots(MethodView):
         item = _load_ballot(_ballot_payload())
         # One ballot per request: no savepoint needed, the request's transaction is its own.
         codes = getattr(campaign, "codes", None)
-        result = _cast(campaign, item, channel, kiosk_id, codes=codes, isolated=False)
+        # A kiosk ballot on a locked campaign is one autocommit statement on PostgreSQL
+        # (domain.cast_ballot, autocommit=True); otherwise the commit below makes it durable.
+        result = _cast(
+            campaign, item, channel, kiosk_id, codes=codes, isolated=False, autocommit=True
+        )
         db.session.commit()  # committed before the answer
         return result.body(), 200 if result.replayed else 201
 
