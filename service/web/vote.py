@@ -400,7 +400,7 @@ def _post_ballot(slug: str):
     device = current_device()
     if device.is_kiosk and not _filtering():
         retry = ratelimit.hit(
-            f"kiosk:{device.kiosk_id}", current_app.config["RATELIMIT_BALLOTS_KIOSK"]
+            f"form:kiosk:{device.kiosk_id}", current_app.config["RATELIMIT_BALLOTS_KIOSK"]
         )
         if retry is not None:
             return _rate_limited_page(retry)
