@@ -220,7 +220,8 @@ class Ballots(MethodView):
         result = _cast(
             campaign, item, channel, kiosk_id, codes=codes, isolated=False, autocommit=True
         )
-        db.session.commit()  # committed before the answer
+        if db.session.in_transaction():  # the one-statement path leaves none open
+            db.session.commit()  # committed before the answer
         return result.body(), 200 if result.replayed else 201
 
 
