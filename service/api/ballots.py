@@ -220,7 +220,7 @@ class Ballots(MethodView):
         result = _cast(
             campaign, item, channel, kiosk_id, codes=codes, isolated=False, autocommit=True
         )
-        if db.session.in_transaction():  # the one-statement path leaves none open
+        if db.session().in_transaction():  # the one-statement path leaves none open
             db.session.commit()  # committed before the answer
         return result.body(), 200 if result.replayed else 201
 
