@@ -190,6 +190,12 @@ class Config:
         # (service/hotcache.py): a revocation or rule change made by another process takes
         # effect within this many seconds (at once in the process that made it); 0 = off.
         self.HOT_CACHE_SECONDS = env_float("HOT_CACHE_SECONDS", 1.0)
+        # An entry whose version counter (hotcache.py) has not moved may live this long;
+        # the default keeps the 1 s bound for changes written past the domain functions.
+        self.HOT_CACHE_MAX_SECONDS = env_float("HOT_CACHE_MAX_SECONDS", self.HOT_CACHE_SECONDS)
+        # Kiosk ballot limit: hits a process leases from Redis at once (service/ratelimit.py;
+        # at most 1/20 of the limit). 1 = one Redis round trip per ballot, exact.
+        self.RATELIMIT_LEASE_SIZE = env_int("RATELIMIT_LEASE_SIZE", 20)
         # A kiosk's day is a volume_outlier above max(floor, factor x its own previous
         # daily maximum, factor x the median daily count of the campaign's other kiosks).
         self.VOLUME_FACTOR = env_int("VOLUME_FACTOR", 3)

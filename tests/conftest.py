@@ -126,6 +126,9 @@ def _clean(request) -> Iterator[None]:
         # must not carry one test's rows into the next.
         app.config["HOT_CACHE_CLOCK"] = None
         app.extensions.pop("votes_hot_cache", None)
+        # The rate limiter's leases (service/ratelimit.py) are per process: a lease taken
+        # in one test must not count in the next (Redis is flushed below).
+        app.extensions.pop("votes_rate_leases", None)
         get_redis(app.config["REDIS_URL"]).flushdb()
 
 

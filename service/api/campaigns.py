@@ -10,7 +10,6 @@ from schemas.campaign import CampaignPatchSchema, CampaignSchema
 from schemas.common import ApiErrorSchema
 from schemas.entry import EntryPatchSchema, EntrySchema, ImportResultSchema
 
-from .. import hotcache
 from ..auth import current_principal, is_admin, require
 from ..domain import campaigns as domain
 from ..errors import ApiError, validation_error
@@ -75,7 +74,6 @@ class CampaignItem(MethodView):
         campaign = domain.get_campaign(slug)
         domain.update_campaign(campaign, patch, _actor())
         db.session.commit()
-        hotcache.invalidate()  # this process at once; the others within HOT_CACHE_SECONDS
         return domain.campaign_view(campaign)
 
 

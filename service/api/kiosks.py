@@ -6,7 +6,6 @@ from flask_smorest import Blueprint
 from schemas.common import ApiErrorSchema
 from schemas.kiosk import KioskSchema
 
-from .. import hotcache
 from ..auth import current_principal, require
 from ..domain import kiosks as domain
 from ..extensions import db
@@ -56,4 +55,3 @@ class KioskItem(MethodView):
         """Revoke a kiosk: its token stops working at once."""
         domain.revoke_kiosk(kiosk_id, current_principal().actor)
         db.session.commit()
-        hotcache.invalidate()  # this process at once; the others within HOT_CACHE_SECONDS

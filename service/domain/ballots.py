@@ -394,6 +394,7 @@ def _cast_ballot(
     cast_at: datetime | None = None,
     codes: dict[str, int] | None = None,
     isolated: bool = True,
+    autocommit: bool = False,
     verification: dict | None = None,
 ) -> CastResult:
     arrived = now()
@@ -429,6 +430,26 @@ def _cast_ballot(
     if kiosk_id is None and channel == "web":
         mark_web_ballot(prepared.row, arrived)  # address hashes, web_burst / subnet_burst
     # Core inserts: the ballot path is the hot path, and the unit of work adds nothing here.
+    if (
+        autocommit
+        and kiosk_id is not None
+        and campaign.rules_locked_at is not None
+        and not verify.required(campaign, channel)
+        and db.session.get_bind().dialect.name == "postgresql"
+    ):
+        # One round trip: the ballot and its choices in one autocommit statement, durable
+        # when it returns; a conflict inserts nothing and is settled below as a race is.
+        statement, params, _ = _insert_counting_burst(
+            prepared.row, kiosk_id, arrived, [codes[c] for c in prepared.chosen]
+        )
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            stored = conn.execute(statement, params).first()
+        if stored is None:
+            return _settle_conflict(campaign, ballot_id, digest, prepared.slot)
+        prepared.row["flagged"] = stored[0]
+        row = prepared.row
+        record = BallotRecord(ballot_id, row["receipt"], arrived, row["channel"], row["flagged"])
+        return CastResult(record, prepared.chosen, replayed=False)
     try:
         with db.session.begin_nested() if isolated else nullcontext():
             if campaign.rules_locked_at is None:
@@ -439,24 +460,37 @@ def _cast_ballot(
                 statement, params, with_choices = _insert_counting_burst(
                     prepared.row, kiosk_id, arrived, [c["entry_id"] for c in choice_rows]
                 )
-                prepared.row["flagged"] = db.session.execute(statement, params).scalar_one()
+                stored = db.session.execute(statement, params).first()
+                if stored is None:  # ON CONFLICT DO NOTHING: as an IntegrityError
+                    raise _Conflict
+                prepared.row["flagged"] = stored[0]
             else:
                 db.session.execute(insert(_BALLOTS), prepared.row)
                 with_choices = False
             if not with_choices:
                 db.session.execute(insert(_CHOICES), choice_rows)
-    except IntegrityError:
+    except (IntegrityError, _Conflict):
         # The constraints settled a race: the same ballot_id, or the same voter and slot.
         if not isolated:
             db.session.rollback()
-        db.session.expire_all()
-        existing = db.session.get(Ballot, ballot_id)
-        if existing is not None:
-            return _replay(existing, campaign, digest)
-        raise _already_voted(campaign, prepared.slot) from None
+        return _settle_conflict(campaign, ballot_id, digest, prepared.slot)
     row = prepared.row
     record = BallotRecord(ballot_id, row["receipt"], arrived, row["channel"], row["flagged"])
     return CastResult(record, prepared.chosen, replayed=False)
+
+
+class _Conflict(Exception):
+    """The kiosk insert met a unique constraint (ON CONFLICT DO NOTHING inserted nothing)."""
+
+
+def _settle_conflict(campaign: Campaign, ballot_id: str, digest: str | None, slot: str):
+    """After a refused insert: the same ballot_id is a replay (or ballot_id_reused), else
+    the voter has voted in this slot."""
+    db.session.expire_all()
+    existing = db.session.get(Ballot, ballot_id)
+    if existing is not None:
+        return _replay(existing, campaign, digest)
+    raise _already_voted(campaign, slot) from None
 
 
 def cast_batch(
@@ -710,7 +744,16 @@ def _burst_insert(dialect: str, names: tuple[str, ...], with_choices: bool):
     over = count + 1 > bindparam("p_limit", type_=Integer)
     flagged = case((over, param("flag_burst", c.flagged.type)), else_=param("flag", c.flagged.type))
     values = [param(name, c[name].type) for name in names]
-    ballot = insert(_BALLOTS).from_select([*names, "flagged"], select(*values, flagged))
+    chosen_values = select(*values, flagged)
+    ballot: typing.Any
+    if dialect == "postgresql":  # a duplicate inserts nothing (and logs no error)
+        ballot = (
+            postgresql.insert(_BALLOTS)
+            .from_select([*names, "flagged"], chosen_values)
+            .on_conflict_do_nothing()
+        )
+    else:
+        ballot = insert(_BALLOTS).from_select([*names, "flagged"], chosen_values)
     if not with_choices:
         return ballot.returning(c.flagged)
     # WITH new AS (INSERT INTO ballots … RETURNING id, campaign_id, flagged),

@@ -270,6 +270,7 @@ def _locked_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def update_campaign(campaign: Campaign, patch: dict[str, Any], actor: str) -> Campaign:
+    hotcache.changed(db.session)  # every process's cached campaign, once this commits
     if not isinstance(patch, dict):
         raise validation_error({"_schema": ["需要 JSON 对象 / expected a JSON object"]})
     if "slug" in patch and patch["slug"] != campaign.slug:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from .. import hotcache
 from ..auth import hash_token, issue_token, new_token
 from ..clock import now
 from ..errors import ApiError
@@ -40,6 +41,7 @@ def revoke_kiosk(kiosk_id: int, actor: str) -> None:
             .values(revoked_at=now())
         )
         audit("kiosk.revoke", actor, kiosk_id=kiosk_id)
+        hotcache.changed(db.session)  # every process's token and cookie caches, on commit
 
 
 def open_browser_session(kiosk: Kiosk) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import typing
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,12 +33,13 @@ from sqlalchemy import select
 from schemas.ballot import BallotFormSchema
 from schemas.rules import VotingRules
 
+from .. import ratelimit
 from ..api.verifications import SMS_LIMIT_SCOPE, sms_rate_key, sms_rate_limit
 from ..clock import now
 from ..domain import verification as verify
 from ..domain.access import check_channel, voting_window
 from ..domain.ballots import cast_ballot, normalise_receipt, receipt_lookup
-from ..domain.campaigns import list_entries, visible_campaign
+from ..domain.campaigns import campaign_for_ballots, list_entries, visible_campaign
 from ..errors import ApiError
 from ..extensions import db, limiter
 from ..models import Ballot, Campaign
@@ -74,16 +76,16 @@ FRESH_CODE_AFTER = {"code_expired", "too_many_attempts", "already_voted"}
 
 
 def _rate_key() -> str:
-    device = current_device()
-    if device.is_kiosk:
-        return f"kiosk:{device.kiosk_id}"
     return f"ip:{get_remote_address()}"
 
 
 def _rate_limit() -> str:
-    if current_device().is_kiosk:
-        return current_app.config["RATELIMIT_BALLOTS_KIOSK"]
     return current_app.config["RATELIMIT_BALLOTS_WEB"]
+
+
+def _web_limit_exempt() -> bool:
+    # A filter only re-renders the form; an enrolled kiosk is limited by leases (vote()).
+    return _filtering() or current_device().is_kiosk
 
 
 def _local(campaign: Campaign, at: datetime | None) -> str | None:
@@ -356,7 +358,7 @@ def _filtering() -> bool:
 
 
 @bp.route("/vote/<slug>", methods=["GET", "POST"])
-@limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"], exempt_when=_filtering)
+@limiter.limit(_rate_limit, key_func=_rate_key, methods=["POST"], exempt_when=_web_limit_exempt)
 @limiter.shared_limit(
     sms_rate_limit,
     scope=SMS_LIMIT_SCOPE,
@@ -366,20 +368,50 @@ def _filtering() -> bool:
 )
 def vote(slug: str):
     """GET: a fresh form with a new ballot id. POST: cast, commit, 303 to the receipt."""
-    campaign = visible_campaign(slug, False)
-    refused = _refusal(campaign)
+    if request.method == "GET":
+        campaign = visible_campaign(slug, False)
+        refused = _refusal(campaign)
+        if refused is not None:
+            return refused
+        return _render_form(campaign, filters=_filters(request.args))
+    return _post_ballot(slug)
+
+
+def _post_ballot(slug: str):
+    """A ballot (or a filter, or the SMS step) posted. The ballot itself reads the cached
+    campaign (rules and entry codes, as the JSON API); the ORM row is loaded only to
+    render the form again."""
+    # A LockedCampaign has all that the checks and cast_ballot read of a Campaign.
+    locked = typing.cast(Campaign, campaign_for_ballots(slug))  # locked: never a draft
+    if locked.draft:
+        locked = visible_campaign(slug, False)  # 404 for the public
+    loaded: list[Campaign] = []
+
+    def full() -> Campaign:
+        if isinstance(locked, Campaign):  # not locked yet: the ORM row already
+            return locked
+        if not loaded:
+            loaded.append(visible_campaign(slug, False))
+        return loaded[0]
+
+    refused = _refusal(locked)
     if refused is not None:
         return refused
-    if request.method == "GET":
-        return _render_form(campaign, filters=_filters(request.args))
-
+    device = current_device()
+    if device.is_kiosk and not _filtering():
+        retry = ratelimit.hit(
+            f"form:kiosk:{device.kiosk_id}", current_app.config["RATELIMIT_BALLOTS_KIOSK"]
+        )
+        if retry is not None:
+            return _rate_limited_page(retry)
+    campaign = locked
     posted = {**request.form.to_dict(), "choices": request.form.getlist("choices")}
     try:
         form = BallotFormSchema().load(posted)
     except ValidationError:
         error = ApiError(400, "bad_request")
         return _render_form(
-            campaign,
+            full(),
             chosen=posted["choices"],
             error=error,
             status=400,
@@ -387,13 +419,12 @@ def vote(slug: str):
             typed=str(posted.get("voter_id", "")),
         )
     ballot_id, chosen = str(form["ballot_id"]), form["choices"]
-    device = current_device()
     channel = "kiosk" if device.is_kiosk else "web"
     sms_step = verify.required(campaign, channel)
     if form["action"] in ("filter", "show_all"):
         sms = {"verification_id": form["verification_id"][:36]} if sms_step else None
         return _render_form(
-            campaign,
+            full(),
             ballot_id=ballot_id,
             chosen=chosen,
             sms=sms,
@@ -401,7 +432,7 @@ def vote(slug: str):
             typed=form["voter_id"],
         )
     if sms_step and form["action"] == "send_code":
-        return _send_code(campaign, ballot_id, form, channel)
+        return _send_code(full(), ballot_id, form, channel)
     verification = None
     if sms_step and form["verification_id"]:
         verification = {"id": form["verification_id"][:36], "code": form["code"][:16]}
@@ -413,6 +444,9 @@ def vote(slug: str):
             choices=chosen,
             channel=channel,
             kiosk_id=device.kiosk_id,
+            codes=getattr(campaign, "codes", None),
+            isolated=False,  # one ballot: the request's transaction is its own
+            autocommit=True,  # an enrolled kiosk on a locked campaign: one statement
             verification=verification,
         )
     except ApiError as exc:
@@ -422,7 +456,7 @@ def vote(slug: str):
             keep = verification and exc.code not in FRESH_CODE_AFTER
             sms = {"verification_id": verification["id"] if verification and keep else ""}
         return _render_form(
-            campaign,
+            full(),
             ballot_id=None if exc.code in FRESH_BALLOT_ID_AFTER else ballot_id,
             chosen=chosen,
             error=exc,
@@ -537,6 +571,10 @@ def rate_limited(exc):
     retry = 60
     if current is not None:
         retry = max(1, math.ceil(current.reset_at - time.time()))
+    return _rate_limited_page(retry)
+
+
+def _rate_limited_page(retry: int):
     return error_page(
         429,
         "rate_limited",
