@@ -259,6 +259,21 @@ def test_first_publication_by_another_process_shows_within_a_second(
     assert client.get(PAGE).status_code == 200 and client.get(JSON).json["version"] == 1
 
 
+def test_csv_of_a_first_publication_this_process_does_not_know_of_yet(
+    app, client, c1, ticks, other_process
+):
+    """Within the second in which this process still thinks nothing is published, the
+    CSV of a publication made elsewhere is served uncached, not a 500."""
+    assert client.get(CSV).status_code == 404
+    _publish_elsewhere(other_process, "c1")
+    r = client.get(CSV)
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-cache"
+    assert r.headers["Content-Disposition"] == 'attachment; filename="c1-results-v1.csv"'
+    assert r.data.decode("utf-8-sig").startswith("rank,code,title")
+    ticks.at += 1.0
+    assert client.get(CSV).headers["Cache-Control"] == "public, max-age=5, must-revalidate"
+
+
 def test_without_the_hot_cache_every_request_looks_the_version_up(
     app, client, v1, ticks, other_process
 ):

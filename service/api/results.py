@@ -102,8 +102,15 @@ class ResultsCsv(MethodView):
         an ``interim`` column; cached like the JSON."""
         head = domain.latest_head(slug)
         if head is None:
-            # raises 404 not_found / not_published
-            domain.results_csv(visible_campaign(slug, is_admin()))
+            # Raises 404 not_found / not_published; answers, uncached, when this process's
+            # latest_head (kept HOT_CACHE_SECONDS) does not know yet of a new publication.
+            text, version = domain.results_csv(visible_campaign(slug, is_admin()))
+            response = Response(text.encode("utf-8"), mimetype="text/csv")
+            response.headers["Cache-Control"] = http_cache.UNCACHED
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="{slug}-results-v{version}.csv"'
+            )
+            return response
 
         def render():
             campaign = get_campaign(slug)
