@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "sections": {},
         "notes": [
             f"Service env: VOTES_ENV=production, RATELIMIT_BALLOTS_KIOSK="
-            f"'{bench_env.KIOSK_RATE_LIMIT}' (the limiter still counts every request in "
-            f"Redis), BURST_MAX_BALLOTS={bench_env.BURST['BURST_MAX_BALLOTS']} with "
+            f"'{bench_env.KIOSK_RATE_LIMIT}' (still counted: leases of Redis hits, one Redis "
+            f"round trip per 20 ballots), BURST_MAX_BALLOTS={bench_env.BURST['BURST_MAX_BALLOTS']} with "
             f"BURST_WINDOW_SECONDS={bench_env.BURST['BURST_WINDOW_SECONDS']} (no ballot "
             "flagged; the check still runs for every kiosk ballot).",
             "Baselines: a bare Flask app (bench/bare_app.py) under the same gunicorn config; "
