@@ -411,15 +411,21 @@ class _Stored:
         if not self.receipts:
             empty = Approvals(indptr=np.zeros(1, dtype=np.int64), indices=np.zeros(0, np.int32))
             return Ballots(empty, np.zeros(0, dtype="S1"), excluded, np.zeros(0, dtype="V32"))
+        # Each list of batches is let go as soon as it is joined up, and the joined array
+        # before it is reordered: at 1M ballots that keeps ~80 MB off the run's peak.
         receipts = np.concatenate(self.receipts)
+        self.receipts = []
         counts = np.concatenate(self.counts)
+        self.counts = []
         order = argsort_bytes(receipts)
         receipts = receipts[order]
         if len(receipts) > 1 and (receipts[1:] == receipts[:-1]).any():
             return None
-        leaves = np.concatenate(self.leaves)[order]
+        leaves = np.concatenate(self.leaves)
+        self.leaves = []
+        leaves = leaves[order]
         entries = np.concatenate(self.entries)
-        self.receipts, self.leaves, self.counts, self.entries = [], [], [], []
+        self.entries = []
         starts = np.zeros(len(counts), dtype=np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
         counts = counts[order]

@@ -182,7 +182,7 @@ def parse_stored(
                 rows["r"].copy(),
                 rows["l"].copy(),
                 np.full(count, k, dtype=np.int64),
-                rows["c"].astype(np.int64).reshape(-1),
+                rows["c"].astype(np.int32).reshape(-1),  # entry ids: serial int4
             )
         return True
 
