@@ -129,7 +129,8 @@ def accepts_gzip() -> bool:
 
 
 def _lookup(key: str, etag: str, render: Callable[[], tuple[bytes, str]]) -> tuple[bytes, str, str]:
-    """(body, mimetype, where it came from) of the plain representation."""
+    """(body, mimetype, where it came from) of the representation ``key``: this
+    process's LRU, then Redis (by ETag), then ``render()``."""
     hit = _lru_get(key)
     if hit is not None:
         return hit[0], hit[1], "memory"
@@ -143,24 +144,11 @@ def _lookup(key: str, etag: str, render: Callable[[], tuple[bytes, str]]) -> tup
     return hit[0], hit[1], source
 
 
-def _lookup_gzip(
-    key: str, gz_key: str, gz_etag: str, render: Callable[[], tuple[bytes, str]]
-) -> tuple[bytes, str, str]:
-    """(gzip body, mimetype, where it came from) of the representation ``key``, kept
-    under ``gz_key``; compressed from the plain one on a miss."""
-    hit = _lru_get(gz_key)
-    if hit is not None:
-        return hit[0], hit[1], "memory"
-    hit = _shared_get(gz_etag)
-    source = "redis"
-    if hit is None:
-        body, mimetype, _ = _lookup(key, etag_for(key), render)
-        # mtime=0: the same bytes (and so the same ETag's body) in every process.
-        hit = gzip.compress(body, GZIP_LEVEL, mtime=0), mimetype
-        source = "render"
-        _shared_put(gz_etag, *hit)
-    _lru_put(gz_key, hit)
-    return hit[0], hit[1], source
+def _gzipped(key: str, render: Callable[[], tuple[bytes, str]]) -> tuple[bytes, str]:
+    """The gzip body of the plain representation ``key`` (looked up, or rendered)."""
+    body, mimetype, _ = _lookup(key, etag_for(key), render)
+    # mtime=0: the same bytes (and so the same ETag's body) in every process.
+    return gzip.compress(body, GZIP_LEVEL, mtime=0), mimetype
 
 
 def cached(
@@ -185,7 +173,7 @@ def cached(
         response.set_etag(etag)
         return response
     if gz:
-        body, mimetype, source = _lookup_gzip(key, gz_key, etag, render)
+        body, mimetype, source = _lookup(gz_key, etag, lambda: _gzipped(key, render))
     else:
         body, mimetype, source = _lookup(key, etag, render)
     response = Response(body, status=status, mimetype=mimetype, headers=extra)
