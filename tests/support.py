@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from rq import Queue, SimpleWorker
 from rq.job import Job
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from engine import merkle
 from service.domain.ballots import encode_choice_ids
@@ -58,6 +58,50 @@ class Clock:
 
     def set(self, at: datetime) -> None:
         self.at = at
+
+
+class Monotonic:
+    """A hand-set ``time.monotonic`` for the per-process hot caches (HOT_CACHE_CLOCK)."""
+
+    def __init__(self) -> None:
+        self.at = 1000.0
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def hot_clock(app) -> Monotonic:
+    """Install a hand-set clock for ``app``'s hot caches, with caching on (the default)."""
+    t = Monotonic()
+    app.config["HOT_CACHE_CLOCK"] = t
+    assert app.config["HOT_CACHE_SECONDS"] == 1.0  # the default: caching on
+    return t
+
+
+class Statements:
+    """The SQL statements (and commits) the app sends, e.g. to see which tables a
+    request reads; ``close`` stops listening."""
+
+    def __init__(self, app) -> None:
+        self.seen: list[str] = []
+        self.commits = 0
+        with app.app_context():
+            self.engine = db.engine
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        event.listen(self.engine, "commit", self._commit)
+
+    def _record(self, _conn, _cursor, statement, *_args):
+        self.seen.append(" ".join(statement.split()).lower())
+
+    def _commit(self, _conn):
+        self.commits += 1
+
+    def reading(self, table: str) -> int:
+        return sum(1 for s in self.seen if s.startswith("select") and f"from {table}" in s)
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+        event.remove(self.engine, "commit", self._commit)
 
 
 def campaign_doc(slug: str = "c1", **overrides) -> dict:
@@ -267,6 +311,16 @@ def new_kiosk(client, name: str = "街道大厅 1 号机") -> dict:
     r = client.post("/api/v1/kiosks", json={"name": name}, headers=ADMIN)
     assert r.status_code == 201, r.json
     return r.json
+
+
+def kiosk_credentials(client, name: str = "街道大厅 1 号机") -> dict:
+    """A new kiosk as the ballot tests use it: ``id``, ``token`` and its ``headers``."""
+    k = new_kiosk(client, name)
+    return {
+        "id": k["id"],
+        "token": k["token"],
+        "headers": {"Authorization": f"Bearer {k['token']}"},
+    }
 
 
 def enrol(client, token: str):

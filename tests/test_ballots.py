@@ -19,6 +19,7 @@ from tests.support import (
     concurrently,
     count_ballots,
     error_code,
+    kiosk_credentials,
 )
 
 
@@ -31,8 +32,7 @@ def voting(make_campaign, clock):
 
 @pytest.fixture
 def kiosk(client):
-    k = client.post("/api/v1/kiosks", json={"name": "居委会大厅"}, headers=ADMIN).json
-    return {"id": k["id"], "headers": {"Authorization": f"Bearer {k['token']}"}}
+    return kiosk_credentials(client, "居委会大厅")
 
 
 def post(client, body, slug="c1", headers=None):

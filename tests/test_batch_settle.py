@@ -24,7 +24,15 @@ from schemas.ballot import BallotInSchema, BatchOutSchema, load_ballot
 from service.domain import ballots as domain
 from service.extensions import db
 from service.models import Ballot, BallotChoice
-from tests.support import ADMIN, OPEN, ballot, bid, concurrently, count_ballots, is_postgres
+from tests.support import (
+    OPEN,
+    ballot,
+    bid,
+    concurrently,
+    count_ballots,
+    is_postgres,
+    kiosk_credentials,
+)
 
 BATCH = "/api/v1/campaigns/c1/ballots/batch"
 
@@ -38,8 +46,7 @@ def voting(make_campaign, clock):
 
 @pytest.fixture
 def kiosk(client):
-    k = client.post("/api/v1/kiosks", json={"name": "居委会大厅"}, headers=ADMIN).json
-    return {"id": k["id"], "headers": {"Authorization": f"Bearer {k['token']}"}}
+    return kiosk_credentials(client, "居委会大厅")
 
 
 def upload(client, kiosk, items):

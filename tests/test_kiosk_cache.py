@@ -10,38 +10,26 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from service.clock import now
 from service.extensions import db
 from service.models import ApiToken, Campaign
-from tests.support import ADMIN, error_code
+from tests.support import ADMIN, Monotonic, Statements, error_code, hot_clock, kiosk_credentials
 
 OPEN = datetime.fromisoformat("2026-11-22T10:00:00+08:00")
-
-
-class Monotonic:
-    def __init__(self) -> None:
-        self.at = 1000.0
-
-    def __call__(self) -> float:
-        return self.at
 
 
 @pytest.fixture
 def ticks(app, make_campaign, clock) -> Monotonic:
     make_campaign()
     clock.set(OPEN)
-    t = Monotonic()
-    app.config["HOT_CACHE_CLOCK"] = t
-    assert app.config["HOT_CACHE_SECONDS"] == 1.0  # the default: caching on
-    return t
+    return hot_clock(app)
 
 
 @pytest.fixture
 def kiosk(client):
-    k = client.post("/api/v1/kiosks", json={"name": "大厅"}, headers=ADMIN).json
-    return {"id": k["id"], "headers": {"Authorization": f"Bearer {k['token']}"}}
+    return kiosk_credentials(client, "大厅")
 
 
 n = iter(range(10_000_000, 99_999_999))
@@ -50,25 +38,6 @@ n = iter(range(10_000_000, 99_999_999))
 def cast(client, kiosk, slug="c1"):
     body = {"ballot_id": str(uuid.uuid4()), "voter_id": f"139{next(n)}", "choices": ["A01"]}
     return client.post(f"/api/v1/campaigns/{slug}/ballots", data=body, headers=kiosk["headers"])
-
-
-class Statements:
-    """SQL statements the app sends, to see which tables a ballot reads."""
-
-    def __init__(self, app) -> None:
-        self.seen: list[str] = []
-        with app.app_context():
-            self.engine = db.engine
-        event.listen(self.engine, "before_cursor_execute", self._record)
-
-    def _record(self, _conn, _cursor, statement, *_args):
-        self.seen.append(" ".join(statement.split()).lower())
-
-    def reading(self, table: str) -> int:
-        return sum(1 for s in self.seen if s.startswith("select") and f"from {table}" in s)
-
-    def close(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
 
 
 def test_token_and_locked_campaign_are_read_once_per_second(client, app, ticks, kiosk):

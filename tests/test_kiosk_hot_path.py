@@ -24,14 +24,19 @@ from service.models import Ballot, BallotChoice
 from service.redis_conn import get_redis
 from tests.support import (
     ADMIN,
-    Page,
+    Monotonic,
+    Statements,
     ballot_count,
     concurrently,
     enrol,
     error_code,
+    get_form,
+    hot_clock,
     is_postgres,
+    kiosk_credentials,
     new_kiosk,
     page_code,
+    post_form,
 )
 
 OPEN = datetime.fromisoformat("2026-11-22T10:00:00+08:00")
@@ -42,31 +47,16 @@ def voter() -> str:
     return f"139{next(_n)}"
 
 
-class Monotonic:
-    def __init__(self) -> None:
-        self.at = 1000.0
-
-    def __call__(self) -> float:
-        return self.at
-
-
 @pytest.fixture
 def ticks(app, make_campaign, clock) -> Monotonic:
     make_campaign()
     clock.set(OPEN)
-    t = Monotonic()
-    app.config["HOT_CACHE_CLOCK"] = t
-    return t
+    return hot_clock(app)
 
 
 @pytest.fixture
 def kiosk(client):
-    k = new_kiosk(client)
-    return {
-        "id": k["id"],
-        "token": k["token"],
-        "headers": {"Authorization": f"Bearer {k['token']}"},
-    }
+    return kiosk_credentials(client)
 
 
 def cast(client, kiosk, slug="c1", ballot_id=None, voter_id=None, choices=("A01",)):
@@ -76,28 +66,6 @@ def cast(client, kiosk, slug="c1", ballot_id=None, voter_id=None, choices=("A01"
         "choices": list(choices),
     }
     return client.post(f"/api/v1/campaigns/{slug}/ballots", data=body, headers=kiosk["headers"])
-
-
-class Statements:
-    """Statements (and transaction ends) the app sends to the database."""
-
-    def __init__(self, app) -> None:
-        self.seen: list[str] = []
-        self.commits = 0
-        with app.app_context():
-            self.engine = db.engine
-        event.listen(self.engine, "before_cursor_execute", self._record)
-        event.listen(self.engine, "commit", self._commit)
-
-    def _record(self, _conn, _cursor, statement, *_args):
-        self.seen.append(" ".join(statement.split()).lower())
-
-    def _commit(self, _conn):
-        self.commits += 1
-
-    def close(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
-        event.remove(self.engine, "commit", self._commit)
 
 
 def _leased(app, kiosk_id: int) -> list[int]:
@@ -337,7 +305,7 @@ def test_revocation_in_another_process_reaches_this_one_through_the_counter(
     browser = app.test_client()
     assert enrol(browser, kiosk["token"]).status_code == 200
     assert cast(client, kiosk).status_code == 201
-    form = Page(browser.get("/vote/c1").text)
+    form = get_form(browser)
     assert "kiosk" in browser.get("/vote/c1").text  # an enrolled kiosk's form
     ticks.at += 0.5
     with other.app_context():
@@ -347,13 +315,7 @@ def test_revocation_in_another_process_reaches_this_one_through_the_counter(
     ticks.at += 1.0
     r = cast(client, kiosk)
     assert r.status_code == 401 and error_code(r) == "unauthorized"
-    data = {
-        "csrf_token": form.value("csrf_token"),
-        "ballot_id": form.value("ballot_id"),
-        "voter_id": voter(),
-        "choices": ["A01"],
-    }
-    r = browser.post("/vote/c1", data=data)
+    r = post_form(browser, form, voter(), ["A01"])
     assert r.status_code == 403 and page_code(r) == "kiosk_revoked"
 
 
@@ -494,27 +456,14 @@ def test_enrolled_html_form_uses_the_caches_and_the_lease(client, app, ticks, ki
     statements = Statements(app)
     try:
         for _ in range(2):
-            form = Page(browser.get("/vote/c1").text)
+            form = get_form(browser)
             statements.seen.clear()
-            data = {
-                "csrf_token": form.value("csrf_token"),
-                "ballot_id": form.value("ballot_id"),
-                "voter_id": voter(),
-                "choices": ["A01", "A02"],
-            }
-            r = browser.post("/vote/c1", data=data)
+            r = post_form(browser, form, voter(), ["A01", "A02"])
             assert r.status_code == 303, r.text
             reads = [s for s in statements.seen if s.startswith("select")]
             assert not any("from kiosk_sessions" in s or "join kiosk_sessions" in s for s in reads)
             assert not any("from entries" in s for s in reads), reads
-        form = Page(browser.get("/vote/c1").text)
-        data = {
-            "csrf_token": form.value("csrf_token"),
-            "ballot_id": form.value("ballot_id"),
-            "voter_id": voter(),
-            "choices": ["A01"],
-        }
-        r = browser.post("/vote/c1", data=data)
+        r = post_form(browser, get_form(browser), voter(), ["A01"])
         assert r.status_code == 429 and page_code(r) == "rate_limited"
         assert int(r.headers["Retry-After"]) > 0
     finally:

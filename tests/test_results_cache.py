@@ -22,21 +22,13 @@ from service.domain.campaigns import get_campaign
 from service.domain.publications import publish_run
 from service.extensions import db
 from service.security import HEADERS
-from tests.support import add_scores
+from tests.support import Monotonic, add_scores, hot_clock
 from tests.test_results_page import ENTRIES, SELECTION, VOTES, cast, publish
 
 PAGE = "/results/c1"
 JSON = "/api/v1/campaigns/c1/results"
 CSV = "/api/v1/campaigns/c1/results.csv"
 GZIP = {"Accept-Encoding": "gzip, deflate, br"}
-
-
-class Monotonic:
-    def __init__(self) -> None:
-        self.at = 1000.0
-
-    def __call__(self) -> float:
-        return self.at
 
 
 @pytest.fixture
@@ -57,10 +49,7 @@ def v1(app, c1) -> str:
 
 @pytest.fixture
 def ticks(app) -> Monotonic:
-    t = Monotonic()
-    app.config["HOT_CACHE_CLOCK"] = t
-    assert app.config["HOT_CACHE_SECONDS"] == 1.0  # the default: caching on
-    return t
+    return hot_clock(app)
 
 
 @pytest.fixture
